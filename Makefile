@@ -1,0 +1,36 @@
+# `make app` and `make test` set everything up on a fresh machine (Python 3.11 + make) and then run.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?= 8501
+
+.PHONY: app test test-fast e2e-deps lock clean help
+
+help:
+	@echo "make app    - set up and open the studio on the demo dataset (http://localhost:$(PORT))"
+	@echo "make test   - set up and run the test suite"
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+app: $(STAMP)
+	$(VENV)/bin/streamlit run app.py --server.headless true --server.address localhost \
+		--server.port $(PORT) --browser.gatherUsageStats false
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+# Regenerate the lock from the current environment (torch stays pinned to the CPU build's version).
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs

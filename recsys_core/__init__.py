@@ -1,0 +1,1 @@
+"""RecTune core library."""

@@ -1,0 +1,212 @@
+"""The `rectune` command (also `python -m recsys_core`). Contract: ../shared/DESIGN.md, "CLI contract".
+
+With --json, stdout carries exactly one JSON object; progress goes to stderr. User errors print one
+line on stderr and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+from recsys_core.errors import RecTuneError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Progress:
+    """Stage messages on stderr, stamped with elapsed seconds; silent with --quiet."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(f"[{time.perf_counter() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--columns", help="role mapping, e.g. user=userId,item=movieId,rating=rating,timestamp=ts "
+                                     "(0-based positions with --no-header)")
+    p.add_argument("--sep", help="column separator (tab, comma, ';', '|', '::', ...); detected when omitted")
+    p.add_argument("--no-header", action="store_true", help="the file has no header row")
+    p.add_argument("--items", help="item text file (id + title/genres/description) joined by item id")
+    p.add_argument("--min-rating", type=float, help="keep only interactions rated at least this")
+    p.add_argument("--drop-invalid", action="store_true", help="drop rows with missing ids/ratings/timestamps (reported)")
+    p.add_argument("--keep-duplicates", action="store_true", help="keep repeated (user, item) pairs (default keeps the last)")
+    p.add_argument("--min-user-interactions", type=int, default=0, help="drop users with fewer interactions")
+    p.add_argument("--min-item-interactions", type=int, default=0, help="drop items with fewer interactions")
+
+
+def load_from_args(args: argparse.Namespace, data: str):
+    from recsys_core.data.clean import CleaningOptions
+    from recsys_core.data.dataset import load_dataset
+
+    cleaning = CleaningOptions(drop_invalid=args.drop_invalid, dedupe="none" if args.keep_duplicates else "last",
+                               min_rating=args.min_rating, min_user_interactions=args.min_user_interactions,
+                               min_item_interactions=args.min_item_interactions)
+    return load_dataset(data, columns=args.columns, sep=args.sep, header=False if args.no_header else None,
+                        items_path=args.items, cleaning=cleaning)
+
+
+def emit_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=None, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ---------------------------------------------------------------- data report
+
+def cmd_data_report(args: argparse.Namespace) -> int:
+    from recsys_core.data.describe import describe
+
+    progress = Progress(not args.quiet)
+    progress(f"loading {args.data}")
+    ds = load_from_args(args, args.data)
+    info = describe(ds)
+    if args.json:
+        emit_json(info)
+    else:
+        print(render_report(info))
+    return 0
+
+
+def render_report(info: dict) -> str:
+    lines = [f"Dataset {info['name']}",
+             f"  interactions {info['interactions']:,}   users {info['users']:,}   items {info['items']:,}",
+             f"  density {info['density']:.4%}   sparsity {info['sparsity']:.4%}"]
+    ua, ip = info["user_activity"], info["item_popularity"]
+    lines.append("  user activity (interactions per user): " + _dist(ua))
+    lines.append("  item popularity (interactions per item): " + _dist(ip))
+    lines.append(f"    gini {ip['gini']:.3f}; top 1% of items hold {ip['share_top_1pct_items']:.1%} of interactions, "
+                 f"top 10% hold {ip['share_top_10pct_items']:.1%}; {ip['items_with_1_interaction']:,} items seen once")
+    lines.append(f"  users with fewer than 3 interactions (train only): {info['users_below_3_interactions']:,}")
+    if "time_span" in info:
+        ts = info["time_span"]
+        lines.append(f"  time span {ts['first'][:10]} .. {ts['last'][:10]} ({ts['days']:,} days)")
+    else:
+        lines.append("  no timestamps: evaluation uses a seeded random leave-one-out")
+    if "ratings" in info:
+        r = info["ratings"]
+        counts = ", ".join(f"{k}: {v:,}" for k, v in list(r["counts"].items())[:12])
+        lines.append(f"  ratings {r['min']:g}..{r['max']:g}, mean {r['mean']:.2f}; {counts}")
+    rep = info.get("report")
+    if rep:
+        lines.append(f"Source {rep['source']} ({rep['raw_rows']:,} rows read)")
+        lines.append("  columns: " + ", ".join(f"{k}={v}" for k, v in rep["mapping"].items() if v is not None))
+        for note in rep["notes"]:
+            lines.append(f"  note: {note}")
+        lines.append("Cleaning")
+        if not rep["cleaning"]:
+            lines.append("  no cleaning steps applied")
+        for step in rep["cleaning"]:
+            lines.append(f"  {step['step']}: {step['rows_before']:,} -> {step['rows_after']:,} rows "
+                         f"({step['removed']:,} removed: {step['reason']})")
+        lines.append("Warnings" if rep["warnings"] else "Warnings: none")
+        for w in rep["warnings"]:
+            ex = f" (e.g. {', '.join(w['examples'])})" if w["examples"] else ""
+            lines.append(f"  {w['message']}{ex}")
+    return "\n".join(lines)
+
+
+def _dist(d: dict) -> str:
+    return (f"min {d['min']:g}, median {d['p50']:g}, mean {d['mean']:g}, p90 {d['p90']:g}, "
+            f"p99 {d['p99']:g}, max {d['max']:g}")
+
+
+# ---------------------------------------------------------------- evaluate
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.run:
+        raise RecTuneError("evaluate --run needs the training engine, which this version does not have yet; "
+                           "use --data DATA --model pop|itemknn|ease")
+    if not args.data or not args.model:
+        raise RecTuneError("evaluate needs --data DATA and --model pop|itemknn|ease (or --run RUN_DIR)")
+    from recsys_core.pipeline import evaluate_baseline
+
+    progress = Progress(not args.quiet)
+    progress(f"loading {args.data}")
+    ds = load_from_args(args, args.data)
+    progress(f"{len(ds):,} interactions, {ds.n_users:,} users, {ds.n_items:,} items")
+    model, valid, test, info = evaluate_baseline(ds, args.model, k=args.k, split_name=args.split, seed=args.seed,
+                                                 progress=progress)
+    out = {**{k: v for k, v in test.metrics.items()}, "split": info["split"]["name"], "model": args.model,
+           "split_detail": info["split"], "params": info["params"], "valid": valid.metrics,
+           "train_seconds": info["train_seconds"], "eval_seconds": info["eval_seconds"]}
+    if args.json:
+        emit_json(out)
+    else:
+        print(f"{args.model} on {ds.name} — split {out['split']}: {info['split']['description']}")
+        print(f"  {test.metrics['n_users']:,} test users, full ranking over {ds.n_items:,} items, K={args.k}")
+        for name in ("ndcg", "recall", "hr", "mrr", "map", "precision", "coverage", "novelty", "arp"):
+            key = f"{name}@{args.k}"
+            print(f"  {key:<14} test {test.metrics[key]:.4f}   valid {valid.metrics[key]:.4f}")
+        print(f"  fit {info['train_seconds']:.1f}s, test ranking {info['eval_seconds']:.1f}s, params {info['params']}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rectune", description="RecTune: recommenders, transfer learning and fine-tuning")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect a dataset")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    report = data_sub.add_parser("report", help="counts, distributions, time span, validation and cleaning summary")
+    report.add_argument("data", metavar="DATA", help="a file, a MovieLens-style folder, or 'demo'")
+    add_data_options(report)
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(handler=cmd_data_report)
+
+    ev = sub.add_parser("evaluate", help="full-ranking evaluation of a baseline (or of a trained run)")
+    ev.add_argument("--data", metavar="DATA")
+    ev.add_argument("--model", choices=["pop", "itemknn", "ease"])
+    ev.add_argument("--run", metavar="RUN_DIR")
+    ev.add_argument("--k", type=int, default=10)
+    ev.add_argument("--split", default="leave-last-out", choices=["leave-last-out", "temporal", "random"])
+    ev.add_argument("--seed", type=int, default=0)
+    add_data_options(ev)
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(handler=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for attr in ("quiet",):  # allow --quiet after the sub-command too
+        setattr(args, attr, getattr(args, attr, False))
+    try:
+        return args.handler(args)
+    except RecTuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # never a traceback for the user; RECTUNE_DEBUG=1 shows it
+        if os.environ.get("RECTUNE_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(set RECTUNE_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

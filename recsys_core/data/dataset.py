@@ -1,0 +1,224 @@
+"""Dataset: validated interactions with growable id maps and an optional item text table."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys_core.data.clean import CleaningOptions, CleaningStep, clean
+from recsys_core.data.idmap import IdMap
+from recsys_core.data.io import RawTable, read_table
+from recsys_core.data.schema import ColumnMapping, infer_mapping, parse_columns_option, role_of
+from recsys_core.data.validate import Issue, check_usable, typed_interactions, warnings_for
+from recsys_core.errors import DataError
+
+DEMO_NAME = "demo"
+INTERACTION_FILES = ["ratings.csv", "ratings.dat", "ratings.tsv", "interactions.csv", "interactions.tsv",
+                     "ratings.parquet", "interactions.parquet", "ratings.jsonl", "interactions.jsonl"]
+ITEM_FILES = ["movies.csv", "movies.dat", "items.csv", "items.tsv", "items.parquet", "items.jsonl"]
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def demo_path() -> Path:
+    """The embedded demo dataset (overridable with RECTUNE_DEMO_DIR)."""
+    return Path(os.environ.get("RECTUNE_DEMO_DIR", project_root() / "data" / "ml-latest-small"))
+
+
+@dataclass
+class DataReport:
+    """What loading found and did: inferred roles, warnings, cleaning steps."""
+
+    source: str
+    raw_rows: int
+    mapping: dict
+    notes: list[str] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    cleaning: list[CleaningStep] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "raw_rows": self.raw_rows, "mapping": self.mapping, "notes": self.notes,
+                "warnings": [w.as_dict() for w in self.warnings], "cleaning": [c.as_dict() for c in self.cleaning]}
+
+
+@dataclass
+class Dataset:
+    """Interactions with dense indices `u`, `i` (from the id maps), in file order (`row`)."""
+
+    name: str
+    interactions: pd.DataFrame
+    users: IdMap
+    items: IdMap
+    has_rating: bool
+    has_timestamp: bool
+    item_table: pd.DataFrame | None = None
+    report: DataReport | None = None
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def __len__(self) -> int:
+        return len(self.interactions)
+
+    def item_titles(self) -> dict[int, str]:
+        """Dense item index -> display title (the raw id where no title is known)."""
+        titles = {}
+        table = self.item_table
+        for idx, raw in enumerate(self.items.ids):
+            if table is not None and raw in table.index:
+                titles[idx] = str(table.at[raw, "title"])
+            else:
+                titles[idx] = raw
+        return titles
+
+    def item_texts(self) -> list[str]:
+        """Text for every item in index order, for text encoders; the raw id where no text is known."""
+        table = self.item_table
+        if table is None:
+            return [f"item {raw}" for raw in self.items.ids]
+        return [str(table.at[raw, "text"]) if raw in table.index else f"item {raw}" for raw in self.items.ids]
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, name: str = "data", has_rating: bool | None = None,
+                   has_timestamp: bool | None = None, item_table: pd.DataFrame | None = None,
+                   users: IdMap | None = None, items: IdMap | None = None) -> "Dataset":
+        """Build from a frame with columns user, item[, rating, timestamp]; id maps grow if given."""
+        frame = frame.copy()
+        frame["user"] = frame["user"].astype(str)
+        frame["item"] = frame["item"].astype(str)
+        if has_rating is None:
+            has_rating = "rating" in frame
+        if has_timestamp is None:
+            has_timestamp = "timestamp" in frame and frame["timestamp"].notna().all()
+        if "rating" not in frame:
+            frame["rating"] = 1.0
+        if "timestamp" not in frame:
+            frame["timestamp"] = np.nan
+        if "row" not in frame:
+            frame["row"] = np.arange(len(frame), dtype=np.int64)
+        users = users.copy() if users is not None else IdMap(kind="user")
+        items = items.copy() if items is not None else IdMap(kind="item")
+        users.add(frame["user"].tolist())
+        items.add(frame["item"].tolist())
+        frame["u"] = users.indices(frame["user"].tolist())
+        frame["i"] = items.indices(frame["item"].tolist())
+        frame = frame[["user", "item", "rating", "timestamp", "row", "u", "i"]].reset_index(drop=True)
+        return cls(name, frame, users, items, bool(has_rating), bool(has_timestamp), item_table)
+
+
+def resolve_data_path(data: str | Path) -> tuple[Path, Path | None]:
+    """DATA (a file, a folder or 'demo') -> (interactions file, item file or None)."""
+    if str(data) == DEMO_NAME:
+        path = demo_path()
+        if not (path / "ratings.csv").exists():
+            raise DataError(f"the demo dataset is missing: {path}/ratings.csv not found")
+    else:
+        path = Path(data).expanduser()
+    if not path.exists():
+        raise DataError(f"{data}: no such file or folder")
+    if path.is_dir():
+        for name in INTERACTION_FILES:
+            if (path / name).exists():
+                items = next((path / n for n in ITEM_FILES if (path / n).exists()), None)
+                return path / name, items
+        inter = sorted(path.glob("*.inter"))
+        if inter:
+            item = sorted(path.glob("*.item"))
+            return inter[0], item[0] if item else None
+        raise DataError(f"{path}: folder has no ratings.csv (or interactions.csv, ratings.dat, *.inter)")
+    return path, None
+
+
+def load_dataset(data: str | Path, columns: str | dict | None = None, sep: str | None = None,
+                 header: bool | None = None, items_path: str | Path | None = None,
+                 cleaning: CleaningOptions | None = None, max_bytes: int | None = None,
+                 name: str | None = None) -> Dataset:
+    """Load, validate and clean interactions (and item text), reporting everything that was done."""
+    cleaning = cleaning or CleaningOptions()
+    inter_path, folder_items = resolve_data_path(data)
+    if items_path is None:
+        items_path = folder_items
+    if inter_path.suffix == ".dat" and sep is None:
+        sep, header = "::", False  # MovieLens 1M/10M style
+        if columns is None:
+            columns = "user=0,item=1,rating=2,timestamp=3"
+    raw = read_table(inter_path, sep=sep, header=header, max_bytes=max_bytes)
+    overrides = parse_columns_option(columns) if isinstance(columns, str) or columns is None else dict(columns)
+    numeric = {c for c in raw.frame.columns
+               if pd.to_numeric(raw.frame[c].head(200), errors="coerce").notna().mean() > 0.95}
+    mapping = infer_mapping(list(raw.frame.columns), overrides, header=raw.header, source=inter_path.name,
+                            numeric_columns=numeric)
+    frame, invalid, notes = typed_interactions(raw, mapping, drop_invalid=cleaning.drop_invalid)
+    has_timestamp = mapping.timestamp is not None
+    cleaned, steps = clean(frame, invalid, cleaning, has_timestamp)
+    check_usable(cleaned, inter_path.name)
+    warnings = warnings_for(frame[~invalid] if invalid.any() else frame, mapping.rating is not None, inter_path.name)
+    item_table = load_item_table(items_path) if items_path is not None else None
+    ds = Dataset.from_frame(cleaned, name=name or ("demo" if str(data) == DEMO_NAME else inter_path.stem),
+                            has_rating=mapping.rating is not None, has_timestamp=has_timestamp, item_table=item_table)
+    ds.report = DataReport(source=str(inter_path), raw_rows=len(raw.frame), mapping=mapping.as_dict(),
+                           notes=raw.notes + mapping.notes + notes, warnings=warnings, cleaning=steps)
+    if item_table is not None:
+        known = sum(1 for raw_id in ds.items.ids if raw_id in item_table.index)
+        ds.report.notes.append(f"item text for {known} of {ds.n_items} items from {Path(items_path).name}")
+    return ds
+
+
+def _text_columns(frame: pd.DataFrame, skip: set[str]) -> list[str]:
+    """Columns that read as words: mostly letters, not URLs, not too long."""
+    out = []
+    for col in frame.columns:
+        if col in skip:
+            continue
+        sample = frame[col].dropna().astype(str).head(300)
+        if sample.empty:
+            continue
+        joined = "".join(sample)
+        letters = sum(ch.isalpha() for ch in joined) / max(1, len(joined))
+        urls = sample.str.contains(r"^(?:https?://|www\.)", regex=True).mean()
+        if letters > 0.4 and urls < 0.2 and sample.str.len().mean() < 300:
+            out.append(col)
+    return out
+
+
+def load_item_table(path: str | Path) -> pd.DataFrame:
+    """Read an item file: the item id column, a display `title` and a combined `text` for encoders."""
+    path = Path(path)
+    if path.suffix == ".dat":
+        raw = read_table(path, sep="::", header=False)
+        raw.frame.columns = ["item", "title", "genres"][: raw.frame.shape[1]] + [str(j) for j in range(3, raw.frame.shape[1])]
+    else:
+        raw = read_table(path, header=True)
+    frame = raw.frame
+    id_col = next((c for c in frame.columns if role_of(c) == "item"), frame.columns[0])
+    frame = frame[frame[id_col].notna()].drop_duplicates(id_col, keep="first")
+    texts = _text_columns(frame, {id_col})
+    if not texts:
+        raise DataError(f"{path.name}: no text columns found beside the item id column {id_col!r}")
+    title_col = next((c for c in texts if c.lower() in ("title", "name", "item_name", "product_name")), None) \
+        or next((c for c in texts if "name" in c.lower() or "title" in c.lower()), texts[0])
+    table = pd.DataFrame(index=pd.Index(frame[id_col].astype(str).to_numpy(), name="item"))
+    table["title"] = frame[title_col].fillna("").astype(str).to_numpy()
+    for col in texts:
+        table[col] = frame[col].fillna("").astype(str).to_numpy()
+    parts = []
+    for col in texts:
+        if col == title_col:
+            parts.append(table[col])
+        else:
+            parts.append(col.lower() + ": " + table[col].str.replace("|", ", ", regex=False))
+    text = parts[0]
+    for p in parts[1:]:
+        text = text + ". " + p
+    table["text"] = text.to_numpy()
+    return table

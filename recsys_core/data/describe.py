@@ -1,0 +1,83 @@
+"""Descriptive statistics of a dataset, for `rectune data report` and the studio's Data page."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recsys_core.data.dataset import Dataset
+
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
+
+
+def distribution(counts: np.ndarray) -> dict:
+    """Summary of a count distribution: mean and quantiles."""
+    counts = np.asarray(counts)
+    if counts.size == 0:
+        return {}
+    qs = np.quantile(counts, QUANTILES)
+    out = {"mean": round(float(counts.mean()), 2)}
+    out.update({("min" if q == 0 else "max" if q == 1 else f"p{int(q * 100)}"): float(v) for q, v in zip(QUANTILES, qs)})
+    return out
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of item popularity: 0 = all items equally popular, 1 = one item has everything."""
+    x = np.sort(np.asarray(counts, dtype=float))
+    if x.sum() == 0:
+        return 0.0
+    n = len(x)
+    return float((2 * np.arange(1, n + 1) - n - 1).dot(x) / (n * x.sum()))
+
+
+def describe(ds: Dataset) -> dict:
+    """Counts, sparsity, activity and popularity distributions, time span, ratings and the cleaning report."""
+    f = ds.interactions
+    user_counts = np.bincount(f["u"].to_numpy(), minlength=ds.n_users)
+    item_counts = np.bincount(f["i"].to_numpy(), minlength=ds.n_items)
+    sorted_items = np.sort(item_counts)[::-1]
+    total = max(int(item_counts.sum()), 1)
+    top = lambda share: float(sorted_items[: max(1, int(round(len(sorted_items) * share)))].sum() / total)  # noqa: E731
+    out: dict = {
+        "name": ds.name,
+        "interactions": int(len(f)),
+        "users": ds.n_users,
+        "items": ds.n_items,
+        "density": float(len(f) / max(1, ds.n_users * ds.n_items)),
+        "sparsity": float(1 - len(f) / max(1, ds.n_users * ds.n_items)),
+        "user_activity": distribution(user_counts),
+        "item_popularity": {**distribution(item_counts), "gini": round(gini(item_counts), 4),
+                            "share_top_1pct_items": round(top(0.01), 4), "share_top_10pct_items": round(top(0.10), 4),
+                            "items_with_1_interaction": int((item_counts == 1).sum())},
+        "users_below_3_interactions": int((user_counts < 3).sum()),
+        "has_rating": ds.has_rating,
+        "has_timestamp": ds.has_timestamp,
+        "item_text": ds.item_table is not None,
+    }
+    if ds.has_timestamp:
+        ts = f["timestamp"].to_numpy()
+        first, last = pd.to_datetime(ts.min(), unit="s"), pd.to_datetime(ts.max(), unit="s")
+        out["time_span"] = {"first": first.isoformat(), "last": last.isoformat(),
+                            "days": round(float((ts.max() - ts.min()) / 86400), 1)}
+    if ds.has_rating:
+        r = f["rating"]
+        values = r.value_counts().sort_index()
+        out["ratings"] = {"min": float(r.min()), "max": float(r.max()), "mean": round(float(r.mean()), 4),
+                          "distinct": int(r.nunique()),
+                          "counts": {f"{k:g}": int(v) for k, v in values.head(50).items()}}
+    if ds.report is not None:
+        out["report"] = ds.report.as_dict()
+    return out
+
+
+def activity_frame(ds: Dataset) -> pd.DataFrame:
+    """Per-user interaction counts (for charts)."""
+    counts = np.bincount(ds.interactions["u"].to_numpy(), minlength=ds.n_users)
+    return pd.DataFrame({"user": ds.users.ids, "interactions": counts})
+
+
+def popularity_frame(ds: Dataset) -> pd.DataFrame:
+    """Items by popularity rank (for the long-tail chart)."""
+    counts = np.bincount(ds.interactions["i"].to_numpy(), minlength=ds.n_items)
+    order = np.argsort(-counts, kind="stable")
+    return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "item": [ds.items.raw(i) for i in order],
+                         "interactions": counts[order]})

@@ -1,0 +1,318 @@
+"""Read a tabular file as it comes: CSV/TSV with any separator, Parquet, JSON lines, RecBole .inter.
+
+Everything is read as text so that ids keep their exact spelling; typing happens in validation.
+Every failure is a DataError naming the file and, where there is one, the line.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys_core.errors import DataError
+
+SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
+CANDIDATE_SEPARATORS = ["\t", ",", ";", "|", "::", " "]
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+SNIFF_BYTES = 64 * 1024
+# Magic numbers of formats that are certainly not text tables (zip, gzip, bzip2, xz, 7z, PDF, PNG, ELF).
+BINARY_MAGIC = {
+    b"PK\x03\x04": "a zip archive",
+    b"\x1f\x8b": "a gzip archive",
+    b"BZh": "a bzip2 archive",
+    b"\xfd7zXZ": "an xz archive",
+    b"7z\xbc\xaf": "a 7z archive",
+    b"%PDF": "a PDF document",
+    b"\x89PNG": "a PNG image",
+    b"\x7fELF": "a program (ELF binary)",
+}
+
+
+@dataclass
+class RawTable:
+    """A table read from a file: all cells are strings (or None when absent)."""
+
+    frame: pd.DataFrame
+    path: Path
+    fmt: str
+    header: bool
+    sep: str | None = None
+    encoding: str = "utf-8"
+    notes: list[str] = field(default_factory=list)
+    first_data_line: int = 2  # file line number of the first data row (for error messages)
+
+    def line_of(self, row: int) -> str:
+        """Human-readable location of a 0-based data row."""
+        if self.fmt in ("csv", "inter"):
+            return f"line {row + self.first_data_line}"
+        return f"row {row + 1}"
+
+
+def parse_separator(sep: str | None) -> str | None:
+    if sep is None:
+        return None
+    return SEPARATOR_NAMES.get(sep.lower(), sep)
+
+
+def read_table(path: str | Path, sep: str | None = None, header: bool | None = None,
+               max_bytes: int | None = None) -> RawTable:
+    """Read `path` into a RawTable. `header=None` detects a header row; `sep=None` sniffs it."""
+    path = Path(path)
+    name = path.name
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give a file, or a MovieLens-style folder with ratings.csv")
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"{name}: the file is empty (0 bytes)")
+    if max_bytes is not None and size > max_bytes:
+        raise DataError(f"{name}: the file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            return _read_parquet(path)
+        head = _read_head(path)
+        if suffix in JSONL_SUFFIXES or (head.lstrip()[:1] == b"{" and suffix not in (".csv", ".tsv", ".inter")):
+            return _read_jsonl(path, head)
+        return _read_delimited(path, head, parse_separator(sep), header, is_inter=suffix == ".inter")
+    except DataError:
+        raise
+    except MemoryError:
+        raise DataError(f"{name}: the file is too large to load into memory") from None
+    except Exception as exc:  # a reader failed in a way we did not foresee: still one clear line
+        raise DataError(f"{name}: could not read the file ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else "no details"
+
+
+def _read_head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(SNIFF_BYTES)
+
+
+def _check_binary(name: str, head: bytes) -> None:
+    for magic, what in BINARY_MAGIC.items():
+        if head.startswith(magic):
+            raise DataError(f"{name}: this is {what}, not a text table; extract it and give the CSV/TSV inside")
+    if head.startswith(b"PAR1"):
+        raise DataError(f"{name}: this is a Parquet file; give it a .parquet extension")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return  # UTF-16 with a BOM contains NUL bytes legitimately
+    if b"\x00" in head:
+        raise DataError(f"{name}: the file is binary (it contains NUL bytes), not a text table")
+    sample = head[:4096]
+    control = sum(1 for b in sample if b < 32 and b not in (9, 10, 13))
+    if sample and control / len(sample) > 0.05:
+        raise DataError(f"{name}: the file looks binary ({control} control bytes in the first {len(sample)}), not a text table")
+
+
+def _decode(name: str, raw: bytes) -> tuple[str, str]:
+    """Decode bytes: UTF-8 (with or without BOM), UTF-16 with a BOM; otherwise a clear error."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            pass
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        bad = raw[exc.start: exc.start + 4]
+        # Latin-1 text is common from spreadsheets; accept it only if it is mostly printable.
+        text = raw.decode("latin-1")
+        printable = sum(ch.isprintable() or ch in "\t\r\n" for ch in text[:SNIFF_BYTES])
+        if printable / max(1, min(len(text), SNIFF_BYTES)) > 0.99:
+            return text, "latin-1"
+        raise DataError(f"{name}: unreadable text encoding at line {line} (bytes {bad!r} are not UTF-8); "
+                        "save the file as UTF-8") from None
+
+
+def _read_parquet(path: Path) -> RawTable:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise DataError(f"{path.name}: not a readable Parquet file ({_first_line(exc)})") from None
+    frame = table.to_pandas()
+    return RawTable(_as_text(frame), path, "parquet", header=True)
+
+
+def _read_jsonl(path: Path, head: bytes) -> RawTable:
+    _check_binary(path.name, head)
+    text, enc = _decode(path.name, path.read_bytes())
+    stripped = text.lstrip()
+    if stripped.startswith("["):  # a JSON array of records is accepted too
+        try:
+            records = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path.name}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise DataError(f"{path.name}: a JSON file must be a list of objects or one object per line")
+    else:
+        records = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path.name}: line {lineno} is not valid JSON ({exc.msg}): {line[:80]!r}") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path.name}: line {lineno} is not a JSON object: {line[:80]!r}")
+            records.append(obj)
+    if not records:
+        raise DataError(f"{path.name}: the file has no records")
+    frame = pd.DataFrame.from_records(records)
+    return RawTable(_as_text(frame), path, "jsonl", header=True, encoding=enc)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Convert typed columns to strings, writing integral floats without '.0' (ids stay '42')."""
+    out = {}
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_float_dtype(s):
+            vals = s.to_numpy(dtype=float, na_value=np.nan)
+            finite = np.isfinite(vals)
+            if finite.any() and np.all(vals[finite] == np.round(vals[finite])) and np.abs(vals[finite]).max() < 2**53:
+                text = pd.Series([repr(int(v)) if f else (None if np.isnan(v) else repr(v))
+                                  for v, f in zip(vals, finite)], index=s.index, dtype=object)
+            else:
+                text = pd.Series([None if np.isnan(v) else repr(v) for v in vals], index=s.index, dtype=object)
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            text = s.astype(str).where(s.notna(), None)
+        else:
+            text = s.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        out[str(col)] = text.astype(object)
+    return pd.DataFrame(out)
+
+
+def _sniff_separator(lines: list[str]) -> str:
+    """Pick the separator that splits the first lines into the same number (>1) of fields."""
+    best, best_score = None, -1.0
+    for sep in CANDIDATE_SEPARATORS:
+        counts = [len(_split(line, sep)) for line in lines]
+        if not counts or min(counts) < 2:
+            continue
+        consistent = sum(c == counts[0] for c in counts) / len(counts)
+        score = consistent * 10 + min(counts[0], 10) / 10 - (0.5 if sep == " " else 0)
+        if score > best_score:
+            best, best_score = sep, score
+    if best is None:
+        raise DataError("could not find a column separator (tried tab, comma, semicolon, pipe, '::' and space); "
+                        "the file seems to have a single column — give --sep if it has more")
+    return best
+
+
+def _split(line: str, sep: str) -> list[str]:
+    if sep == " ":
+        return line.split()
+    if sep == ",":
+        return next(csv.reader([line]), [])
+    return line.split(sep)
+
+
+def _looks_numeric(value: str) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _detect_header(rows: list[list[str]]) -> bool:
+    """A first row is a header if a column is numeric below it but not in it, or it names known roles."""
+    from recsys_core.data.schema import looks_like_role_name
+
+    first, rest = rows[0], rows[1:6]
+    if any(looks_like_role_name(cell) for cell in first):
+        return True
+    if not rest:
+        return not any(_looks_numeric(c) for c in first)
+    for j, cell in enumerate(first):
+        below = [r[j] for r in rest if j < len(r)]
+        if below and not _looks_numeric(cell) and all(_looks_numeric(b) for b in below):
+            return True
+    return False
+
+
+def _read_delimited(path: Path, head: bytes, sep: str | None, header: bool | None, is_inter: bool) -> RawTable:
+    name = path.name
+    _check_binary(name, head)
+    text, enc = _decode(name, path.read_bytes())
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [ln for ln in text.split("\n")[:200] if ln.strip()]
+    if not lines:
+        raise DataError(f"{name}: the file has no data (only blank lines)")
+    notes = []
+    if is_inter and sep is None:
+        sep = "\t"
+    if sep is None:
+        try:
+            sep = _sniff_separator(lines[:50])
+        except DataError as exc:
+            raise DataError(f"{name}: {exc}") from None
+        notes.append(f"separator detected: {_sep_name(sep)}")
+    sample_rows = [_split(ln, sep) for ln in lines[:50]]
+    if header is None:
+        header = True if is_inter else _detect_header(sample_rows)
+        notes.append("header row detected" if header else "no header row detected; columns named by position")
+    n_fields = len(sample_rows[0])
+    # Ragged rows: check every line so the error names the first bad one.
+    all_lines = text.split("\n")
+    for lineno, line in enumerate(all_lines, start=1):
+        if not line.strip():
+            continue
+        count = len(_split(line, sep))
+        if count != n_fields:
+            raise DataError(f"{name}: line {lineno} has {count} fields but line {_first_nonblank(all_lines)} has "
+                            f"{n_fields} (separator {_sep_name(sep)}): {line[:80]!r}")
+    if sep == " ":
+        frame = pd.read_csv(io.StringIO(text), sep=r"\s+", header=0 if header else None, dtype=str,
+                            keep_default_na=False, na_values=[], skip_blank_lines=True, engine="python")
+    else:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, dtype=str,
+                            keep_default_na=False, na_values=[], skip_blank_lines=True,
+                            engine="python" if len(sep) > 1 else "c", quotechar='"')
+    if header:
+        cols = [str(c).strip() for c in frame.columns]
+        if is_inter:  # RecBole atomic files name columns like 'user_id:token'
+            cols = [c.split(":", 1)[0] for c in cols]
+        dupes = sorted({c for c in cols if cols.count(c) > 1})
+        if dupes:
+            raise DataError(f"{name}: the header names column {dupes[0]!r} more than once")
+        if any(c == "" or c.startswith("Unnamed:") for c in cols):
+            raise DataError(f"{name}: the header has an empty column name (column {cols.index('') + 1 if '' in cols else '?'})")
+        frame.columns = cols
+    else:
+        frame.columns = [str(j) for j in range(frame.shape[1])]
+    if frame.empty:
+        raise DataError(f"{name}: the file has a header but no data rows")
+    frame = frame.map(lambda v: v.strip() if isinstance(v, str) else v)
+    frame = frame.replace({"": None})
+    first_data = _first_nonblank(all_lines) + (1 if header else 0)
+    return RawTable(frame.astype(object), path, "inter" if is_inter else "csv", header=bool(header), sep=sep,
+                    encoding=enc, notes=notes, first_data_line=first_data)
+
+
+def _first_nonblank(lines: list[str]) -> int:
+    for i, line in enumerate(lines, start=1):
+        if line.strip():
+            return i
+    return 1
+
+
+def _sep_name(sep: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", " ": "space"}.get(sep, repr(sep))
+

@@ -1,0 +1,215 @@
+"""Turn a raw text table into typed interactions, stopping at the first real problem with a precise message.
+
+Errors name the file, the column and example lines. Usable-but-suspicious data becomes warnings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from recsys_core.data.io import RawTable
+from recsys_core.data.schema import ColumnMapping
+from recsys_core.errors import DataError
+
+MAX_EXAMPLES = 3
+MAX_ID_LENGTH = 512
+
+
+@dataclass
+class Issue:
+    """One finding of validation: level 'error' or 'warning', with a code for tests and tooling."""
+
+    level: str
+    code: str
+    message: str
+    column: str | None = None
+    examples: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def as_dict(self) -> dict:
+        return {"level": self.level, "code": self.code, "message": self.message, "column": self.column,
+                "count": self.count, "examples": self.examples}
+
+
+def _examples(raw: RawTable, rows: np.ndarray, column: str) -> list[str]:
+    frame = raw.frame
+    out = []
+    for r in rows[:MAX_EXAMPLES]:
+        out.append(f"{raw.line_of(int(r))}: {frame[column].iloc[int(r)]!r}")
+    return out
+
+
+def _fail(raw: RawTable, code: str, column: str, rows: np.ndarray, what: str, hint: str = "") -> None:
+    ex = _examples(raw, rows, column)
+    msg = f"{raw.path.name}: column {column!r} {what} in {len(rows)} row(s), e.g. {'; '.join(ex)}"
+    if hint:
+        msg += f" — {hint}"
+    err = DataError(msg)
+    err.issue = Issue("error", code, msg, column, ex, int(len(rows)))  # type: ignore[attr-defined]
+    raise err
+
+
+def _parse_numbers(values: pd.Series) -> np.ndarray:
+    """Parse text to float; unparseable -> NaN (callers tell NaN from missing)."""
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def parse_ids(raw: RawTable, column: str, role: str, drop_invalid: bool) -> tuple[pd.Series, np.ndarray]:
+    """Return the id column as clean strings and a mask of rows whose id is missing (only if drop_invalid)."""
+    values = raw.frame[column]
+    missing = values.isna().to_numpy().copy()
+    text = values.where(~missing, "").astype(str)
+    lowered = text.str.lower()
+    missing |= lowered.isin(["nan", "none", "null", "na", "n/a"]).to_numpy()
+    if missing.any() and not drop_invalid:
+        _fail(raw, f"missing_{role}", column, np.flatnonzero(missing), f"has a missing {role} id",
+              "drop those rows with --drop-invalid or fix the file")
+    control = text.str.contains(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", regex=True).to_numpy() & ~missing
+    if control.any():
+        _fail(raw, f"bad_{role}", column, np.flatnonzero(control), f"has {role} ids with control characters")
+    too_long = (text.str.len() > MAX_ID_LENGTH).to_numpy() & ~missing
+    if too_long.any():
+        _fail(raw, f"bad_{role}", column, np.flatnonzero(too_long), f"has {role} ids longer than {MAX_ID_LENGTH} characters")
+    # Ids that are numbers written as floats ('1.0') are the same id as '1'.
+    as_float = pd.to_numeric(text, errors="coerce")
+    integral = as_float.notna() & np.isfinite(as_float) & (as_float == np.round(as_float)) & text.str.contains(r"\.0+$", regex=True)
+    if integral.any():
+        text = text.where(~integral, as_float.where(integral, 0).astype("int64").astype(str))
+    return text.astype(object), missing
+
+
+def parse_ratings(raw: RawTable, column: str, drop_invalid: bool) -> tuple[np.ndarray, np.ndarray]:
+    values = raw.frame[column]
+    absent = values.isna().to_numpy().copy()
+    nums = _parse_numbers(values)
+    text = values.fillna("").astype(str).str.strip().str.lower()
+    nan_written = text.isin(["nan", "na", "null", "none", "n/a"]).to_numpy()
+    non_numeric = np.isnan(nums) & ~absent & ~nan_written
+    if non_numeric.any():
+        _fail(raw, "non_numeric_rating", column, np.flatnonzero(non_numeric), "is not numeric",
+              "ratings must be numbers; map another column with --columns rating=COLUMN or drop it")
+    infinite = np.isinf(nums)
+    if infinite.any():
+        _fail(raw, "infinite_rating", column, np.flatnonzero(infinite), "has infinite values")
+    missing = absent | nan_written
+    if missing.any() and not drop_invalid:
+        _fail(raw, "missing_rating", column, np.flatnonzero(missing), "has missing (NaN) ratings",
+              "drop those rows with --drop-invalid")
+    return nums, missing
+
+
+def parse_timestamps(raw: RawTable, column: str, drop_invalid: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """Unix seconds (milliseconds are detected) or date strings -> float seconds since the epoch."""
+    values = raw.frame[column]
+    absent = values.isna().to_numpy().copy()
+    nums = _parse_numbers(values)
+    numeric_share = np.isfinite(nums[~absent]).mean() if (~absent).any() else 0.0
+    kind = "unix seconds"
+    if numeric_share > 0.99:
+        finite = np.isfinite(nums)
+        bad = ~finite & ~absent
+        if bad.any():
+            _fail(raw, "bad_timestamp", column, np.flatnonzero(bad), "has values that are not timestamps")
+        med = np.nanmedian(np.abs(nums)) if finite.any() else 0
+        if 3000 > med > 1000 and np.nanmax(nums) < 3000:
+            kind = "year"
+            years = pd.to_datetime(pd.Series(nums).fillna(1970).astype("int64").astype(str), format="%Y")
+            nums = np.where(finite, years.to_numpy().astype("datetime64[ns]").astype("int64") / 1e9, np.nan)
+        elif med > 1e14:
+            kind = "unix microseconds"
+            nums = nums / 1e6
+        elif med > 1e11:
+            kind = "unix milliseconds"
+            nums = nums / 1e3
+        seconds = nums
+    else:
+        text = values.where(~absent, None)
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+        bad = parsed.isna().to_numpy() & ~absent
+        if bad.any():
+            _fail(raw, "bad_timestamp", column, np.flatnonzero(bad), "has values that are not dates or times",
+                  "use ISO dates (2021-03-04 12:00:00) or unix seconds")
+        seconds = np.full(len(values), np.nan)
+        ok = ~absent
+        # pandas may pick second or microsecond resolution; normalise through datetime64[ns]
+        seconds[ok] = parsed[ok].dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype("int64") / 1e9
+        kind = "dates"
+    if absent.any() and not drop_invalid:
+        _fail(raw, "missing_timestamp", column, np.flatnonzero(absent), "has missing timestamps",
+              "drop those rows with --drop-invalid")
+    return seconds, absent, kind
+
+
+def typed_interactions(raw: RawTable, mapping: ColumnMapping, drop_invalid: bool = False) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Build the typed frame (user, item, rating, timestamp, row) and the per-row 'invalid' mask."""
+    notes: list[str] = []
+    users, bad_u = parse_ids(raw, mapping.user, "user", drop_invalid)
+    items, bad_i = parse_ids(raw, mapping.item, "item", drop_invalid)
+    n = len(raw.frame)
+    invalid = bad_u | bad_i
+    if mapping.rating is not None:
+        ratings, bad_r = parse_ratings(raw, mapping.rating, drop_invalid)
+        invalid |= bad_r
+    else:
+        ratings = np.ones(n)
+    if mapping.timestamp is not None:
+        times, bad_t, kind = parse_timestamps(raw, mapping.timestamp, drop_invalid)
+        invalid |= bad_t
+        notes.append(f"timestamps read as {kind}")
+    else:
+        times = np.full(n, np.nan)
+    frame = pd.DataFrame({"user": users.to_numpy(), "item": items.to_numpy(), "rating": ratings,
+                          "timestamp": times, "row": np.arange(n, dtype=np.int64)})
+    return frame, invalid, notes
+
+
+def check_usable(frame: pd.DataFrame, source: str) -> None:
+    """Errors that only the cleaned whole can show: nothing left, one user, one item."""
+    if frame.empty:
+        raise DataError(f"{source}: no interactions are left after cleaning")
+    n_users, n_items = frame["user"].nunique(), frame["item"].nunique()
+    if n_users < 2:
+        raise DataError(f"{source}: all {len(frame)} interactions belong to a single user "
+                        f"({frame['user'].iloc[0]!r}); a recommender needs at least 2 users")
+    if n_items < 2:
+        raise DataError(f"{source}: all {len(frame)} interactions are on a single item "
+                        f"({frame['item'].iloc[0]!r}); a recommender needs at least 2 items")
+
+
+def warnings_for(frame: pd.DataFrame, has_rating: bool, source: str) -> list[Issue]:
+    """Suspicious but usable data."""
+    out: list[Issue] = []
+    dup = frame.duplicated(["user", "item"], keep="first")
+    if dup.any():
+        ex = frame.loc[dup, ["user", "item"]].head(MAX_EXAMPLES).astype(str).agg(" / ".join, axis=1).tolist()
+        out.append(Issue("warning", "duplicate_pairs",
+                         f"{int(dup.sum())} repeated (user, item) pairs; by default the last one is kept", "item", ex,
+                         int(dup.sum())))
+    exact = frame.duplicated(["user", "item", "rating", "timestamp"], keep="first")
+    if exact.any():
+        out.append(Issue("warning", "duplicate_rows", f"{int(exact.sum())} rows are exact duplicates", None, [],
+                         int(exact.sum())))
+    if has_rating:
+        r = frame["rating"].to_numpy()
+        r = r[np.isfinite(r)]
+        if len(r):
+            q_lo, q_hi = np.quantile(r, [0.001, 0.999])
+            span = max(q_hi - q_lo, 1e-9)
+            outside = (frame["rating"] < q_lo - 0.5 * span) | (frame["rating"] > q_hi + 0.5 * span)
+            if outside.any():
+                ex = frame.loc[outside, "rating"].head(MAX_EXAMPLES).astype(str).tolist()
+                out.append(Issue("warning", "rating_outliers",
+                                 f"{int(outside.sum())} ratings lie far outside the usual scale "
+                                 f"{q_lo:g}..{q_hi:g}", "rating", ex, int(outside.sum())))
+            if (r < 0).any():
+                out.append(Issue("warning", "negative_ratings", f"{int((r < 0).sum())} ratings are negative",
+                                 "rating", [], int((r < 0).sum())))
+    counts = frame.groupby("user", sort=False).size()
+    singles = counts[counts == 1]
+    if len(singles):
+        out.append(Issue("warning", "single_interaction_users",
+                         f"{len(singles)} users have only one interaction; they can be trained on but not evaluated",
+                         "user", [str(u) for u in singles.index[:MAX_EXAMPLES]], int(len(singles))))
+    return out

@@ -1,0 +1,24 @@
+"""Model families behind one Recommender contract."""
+from __future__ import annotations
+
+from recsys_core.errors import ConfigError
+from recsys_core.models.base import FittedRecommender, ModelConfig, Recommender
+from recsys_core.models.ease import EASERecommender
+from recsys_core.models.itemknn import ItemKNNRecommender
+from recsys_core.models.pop import PopRecommender
+
+BASELINES: dict[str, type[FittedRecommender]] = {
+    "pop": PopRecommender,
+    "itemknn": ItemKNNRecommender,
+    "ease": EASERecommender,
+}
+
+
+def baseline_class(name: str) -> type[FittedRecommender]:
+    try:
+        return BASELINES[name]
+    except KeyError:
+        raise ConfigError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}") from None
+
+
+__all__ = ["BASELINES", "FittedRecommender", "ModelConfig", "Recommender", "baseline_class"]

@@ -1,0 +1,77 @@
+"""The Recommender contract every model family implements, and the family registry."""
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from recsys_core.data.splits import History
+from recsys_core.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Base of every family's hyper-parameters; fields carry help text in their metadata."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+class Recommender(ABC):
+    """Scores every item for a batch of users, given what is known about them (their History)."""
+
+    family: ClassVar[str] = ""
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+
+    def __init__(self, n_users: int, n_items: int, config: ModelConfig | None = None) -> None:
+        self.n_users = n_users
+        self.n_items = n_items
+        self.config = config or self.config_class()
+
+    @abstractmethod
+    def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
+        """Scores [len(users), n_items]; higher is better. Known items are masked by the evaluator."""
+
+    def score(self, users: np.ndarray, items: np.ndarray, history: History) -> torch.Tensor:
+        """Scores of given (user, item) pairs."""
+        full = self.full_scores(np.asarray(users), history)
+        return full.gather(1, torch.as_tensor(np.asarray(items), device=full.device).view(-1, 1)).view(-1)
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"family": self.family, "n_users": self.n_users, "n_items": self.n_items, "config": self.config.as_dict()}
+        (directory / "model.json").write_text(json.dumps(meta, indent=2))
+        self.save_state(directory)
+
+    def save_state(self, directory: Path) -> None:
+        """Write the learned state; families with state override this."""
+
+    def load_state(self, directory: Path) -> None:
+        """Read what save_state wrote."""
+
+
+class FittedRecommender(Recommender):
+    """A model fitted in closed form (or by counting) on a History: Pop, ItemKNN, EASE."""
+
+    @abstractmethod
+    def fit(self, history: History) -> "FittedRecommender":
+        """Fit on the known interactions."""
+
+
+def csr_rows_dense(history: History, users: np.ndarray) -> torch.Tensor:
+    """The binary history rows of `users` as a dense float tensor [B, n_items]."""
+    return torch.from_numpy(history.csr[users].toarray())
