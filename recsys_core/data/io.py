@@ -286,14 +286,15 @@ def _read_delimited(path: Path, head: bytes, sep: str | None, header: bool | Non
                             keep_default_na=False, na_values=[], skip_blank_lines=True,
                             engine="python" if len(sep) > 1 else "c", quotechar='"')
     if header:
-        cols = [str(c).strip() for c in frame.columns]
+        # pandas renames repeated names ('item.1'), so check the header line as written
+        cols = [c.strip() for c in sample_rows[0]]
         if is_inter:  # RecBole atomic files name columns like 'user_id:token'
             cols = [c.split(":", 1)[0] for c in cols]
         dupes = sorted({c for c in cols if cols.count(c) > 1})
         if dupes:
             raise DataError(f"{name}: the header names column {dupes[0]!r} more than once")
-        if any(c == "" or c.startswith("Unnamed:") for c in cols):
-            raise DataError(f"{name}: the header has an empty column name (column {cols.index('') + 1 if '' in cols else '?'})")
+        if "" in cols:
+            raise DataError(f"{name}: the header has an empty column name (column {cols.index('') + 1})")
         frame.columns = cols
     else:
         frame.columns = [str(j) for j in range(frame.shape[1])]

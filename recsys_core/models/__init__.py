@@ -22,3 +22,19 @@ def baseline_class(name: str) -> type[FittedRecommender]:
 
 
 __all__ = ["BASELINES", "FittedRecommender", "ModelConfig", "Recommender", "baseline_class"]
+
+
+def load_recommender(directory) -> Recommender:
+    """Rebuild a saved model from model.json and its safetensors weights."""
+    import json
+    from pathlib import Path
+
+    directory = Path(directory)
+    meta_path = directory / "model.json"
+    if not meta_path.exists():
+        raise ConfigError(f"{directory}: no saved model here (model.json missing)")
+    meta = json.loads(meta_path.read_text())
+    cls = baseline_class(meta["family"])
+    model = cls(meta["n_users"], meta["n_items"], cls.config_class.from_dict(meta["config"]))
+    model.load_state(directory)
+    return model

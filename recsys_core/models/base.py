@@ -27,7 +27,12 @@ class ModelConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**values)
+        kwargs = {}
+        for f in fields(cls):
+            if f.name in values:
+                v = values[f.name]
+                kwargs[f.name] = tuple(v) if isinstance(f.default, tuple) and isinstance(v, list) else v
+        return cls(**kwargs)
 
 
 class Recommender(ABC):
