@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from recsys_core.errors import RecTuneError
@@ -132,8 +133,7 @@ def _dist(d: dict) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.run:
-        raise RecTuneError("evaluate --run needs the training engine, which this version does not have yet; "
-                           "use --data DATA --model pop|itemknn|ease")
+        return evaluate_run(args)
     if not args.data or not args.model:
         raise RecTuneError("evaluate needs --data DATA and --model pop|itemknn|ease (or --run RUN_DIR)")
     from recsys_core.pipeline import evaluate_baseline
@@ -159,6 +159,122 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluate_run(args: argparse.Namespace) -> int:
+    from recsys_core.eval.evaluator import evaluate
+    from recsys_core.runs.rundir import RunDir
+    from recsys_core.train.run import load_run_model
+
+    progress = Progress(not args.quiet)
+    run = RunDir(args.run)
+    progress(f"loading run {run.path}")
+    model, ds, split = load_run_model(run)
+    valid = evaluate(model, split, "valid", k=args.k)
+    test = evaluate(model, split, "test", k=args.k)
+    family = run.read_config()["model"]["family"]
+    out = {**test.metrics, "split": split.name, "model": family, "run_dir": str(run.path), "valid": valid.metrics,
+           "eval_seconds": round(test.eval_seconds, 3)}
+    if args.json:
+        emit_json(out)
+    else:
+        print(f"run {run.run_id} ({family}) on {ds.name}, split {split.name}, K={args.k}")
+        for name in ("ndcg", "recall", "hr", "mrr", "map", "precision", "coverage", "novelty", "arp"):
+            key = f"{name}@{args.k}"
+            print(f"  {key:<14} test {test.metrics[key]:.4f}   valid {valid.metrics[key]:.4f}")
+    return 0
+
+
+# ---------------------------------------------------------------- train
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from recsys_core.runs.rundir import RunDir
+    from recsys_core.train.run import execute_run, load_config_file, make_run_config, start_run
+
+    progress = Progress(not args.quiet)
+    if args.resume:
+        run = RunDir(args.resume)
+        run.read_config()  # a clear error if this is not a run directory
+        progress(f"resuming {run.path}")
+        result = execute_run(run, resume=True, progress=progress)
+    else:
+        if not args.data or not args.model:
+            raise RecTuneError("train needs --data DATA and --model MODEL (or --resume RUN_DIR)")
+        file_cfg = load_config_file(args.config) if args.config else {}
+        train_cfg = dict(file_cfg.get("train", {}))
+        for key in ("epochs", "batch_size", "lr"):
+            if getattr(args, key) is not None:
+                train_cfg[key] = getattr(args, key)
+        data_options = {k: v for k, v in {
+            "columns": args.columns, "sep": args.sep, "no_header": args.no_header or None, "items": args.items,
+            "min_rating": args.min_rating, "drop_invalid": args.drop_invalid or None,
+            "dedupe": "none" if args.keep_duplicates else None,
+            "min_user_interactions": args.min_user_interactions or None,
+            "min_item_interactions": args.min_item_interactions or None}.items() if v is not None}
+        if args.items:
+            data_options["items"] = str(Path(args.items).resolve())
+        config = make_run_config(args.data, args.model, model=file_cfg.get("model"), train=train_cfg,
+                                 data_options={**file_cfg.get("data", {}), **data_options},
+                                 split=file_cfg.get("split", {}).get("name", "leave-last-out"), seed=args.seed,
+                                 device=args.device, base=args.base, strategy=args.strategy or file_cfg.get("strategy"))
+        run = start_run(config, args.run_dir)
+        progress(f"run directory {run.path}")
+        result = execute_run(run, progress=progress)
+    if args.json:
+        emit_json(result.as_json())
+    else:
+        print(f"{result.status}: {run.path}")
+        if result.error:
+            print(f"  reason: {result.error}")
+        else:
+            print(f"  test ndcg@10 {result.test['ndcg@10']:.4f}  hr@10 {result.test['hr@10']:.4f}  "
+                  f"valid ndcg@10 {result.valid['ndcg@10']:.4f}  ({result.train_seconds:.1f}s on {result.device})")
+    return 0 if result.status in ("finished", "stopped") else 1
+
+
+# ---------------------------------------------------------------- recommend
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from recsys_core.recommend import recommend_for_user
+    from recsys_core.runs.rundir import RunDir
+
+    progress = Progress(not args.quiet)
+    run = RunDir(args.run)
+    progress(f"loading run {run.path}")
+    out = recommend_for_user(run, args.user, k=args.k)
+    if args.json:
+        emit_json(out)
+    else:
+        print(f"top {args.k} for user {out['user']} ({out['history_size']} known interactions), run {run.run_id}")
+        for rec in out["items"]:
+            print(f"  {rec['rank']:>3}. {rec['title']}  [{rec['item']}]  score {rec['score']:.4f}")
+    return 0
+
+
+# ---------------------------------------------------------------- runs
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from recsys_core.runs.index import RunIndex
+    from recsys_core.runs.launcher import check_alive
+    from recsys_core.runs.rundir import RunDir, runs_root
+
+    root = Path(args.root) if args.root else runs_root()
+    index = RunIndex(root)
+    for cfg in root.glob("*/config.json") if root.exists() else []:
+        check_alive(RunDir(cfg.parent))
+    rows = index.sync()
+    if args.json:
+        emit_json({"root": str(root), "runs": [{k: v for k, v in r.items() if k != "config"} for r in rows]})
+        return 0
+    if not rows:
+        print(f"no runs under {root}")
+        return 0
+    print(f"{'run':<34} {'model':<9} {'strategy':<11} {'state':<11} {'valid ndcg':>10} {'test ndcg':>10} {'seconds':>8}")
+    for r in rows:
+        fmt = lambda v, spec: format(v, spec) if v is not None else "-"  # noqa: E731
+        print(f"{r['run_id']:<34} {r['family'] or '-':<9} {r['strategy'] or '-':<11} {r['state']:<11} "
+              f"{fmt(r['valid_ndcg'], '.4f'):>10} {fmt(r['test_ndcg'], '.4f'):>10} {fmt(r['train_seconds'], '.1f'):>8}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="full-ranking evaluation of a baseline (or of a trained run)")
     ev.add_argument("--data", metavar="DATA")
-    ev.add_argument("--model", choices=["pop", "itemknn", "ease"])
+    ev.add_argument("--model", choices=["pop", "itemknn", "ease"], help="a baseline to fit and evaluate")
     ev.add_argument("--run", metavar="RUN_DIR")
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--split", default="leave-last-out", choices=["leave-last-out", "temporal", "random"])
@@ -184,6 +300,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(ev)
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=cmd_evaluate)
+
+    tr = sub.add_parser("train", help="train a model into a run directory (or --resume one)")
+    tr.add_argument("--data", metavar="DATA")
+    tr.add_argument("--model", metavar="MODEL", help="pop, itemknn, ease, mf, ncf, sasrec, two_tower, text_ctr")
+    tr.add_argument("--base", default="none", help="pretrained base: none, minilm, hf:NAME_OR_PATH, run:RUN_ID")
+    tr.add_argument("--strategy", help="fine-tuning strategy (default scratch)")
+    tr.add_argument("--config", metavar="FILE", help="JSON with model/train/data/split/strategy sections")
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--batch-size", dest="batch_size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--run-dir", metavar="DIR", help="where the run goes (default runs/<run id>)")
+    tr.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run from its last checkpoint")
+    add_data_options(tr)
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(handler=cmd_train)
+
+    rec = sub.add_parser("recommend", help="top-K items for one user from a trained run")
+    rec.add_argument("--run", metavar="RUN_DIR", required=True)
+    rec.add_argument("--user", required=True)
+    rec.add_argument("--k", type=int, default=10)
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(handler=cmd_recommend)
+
+    runs = sub.add_parser("runs", help="list runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    rl = runs_sub.add_parser("list", help="every run under the runs folder, newest first")
+    rl.add_argument("--root", help="runs folder (default ./runs or $RECTUNE_RUNS_DIR)")
+    rl.add_argument("--json", action="store_true")
+    rl.set_defaults(handler=cmd_runs_list)
     return parser
 
 

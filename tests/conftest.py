@@ -44,3 +44,18 @@ def xwines() -> Path:
     if not XWINES.exists():
         pytest.skip("shared x-wines data not available (a user's clone has only data/)")
     return XWINES
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    """A MovieLens-style folder: ratings.csv plus movies.csv with titles and genres."""
+    folder = tmp_path / "tiny_ml"
+    folder.mkdir()
+    frame = make_interactions(n_users=40, n_items=40, per_user=9)
+    frame.rename(columns={"user_id": "userId", "item_id": "movieId"}).to_csv(folder / "ratings.csv", index=False)
+    genres = ["Comedy", "Drama", "Horror", "Animation"]
+    items = pd.DataFrame({"movieId": [f"i{j}" for j in range(40)],
+                          "title": [f"Movie {j} ({1990 + j})" for j in range(40)],
+                          "genres": [genres[(j // 10) % 4] + "|" + genres[(j // 10 + 1) % 4] for j in range(40)]})
+    items.to_csv(folder / "movies.csv", index=False)
+    return folder

@@ -186,7 +186,7 @@ def _text_columns(frame: pd.DataFrame, skip: set[str]) -> list[str]:
         joined = "".join(sample)
         letters = sum(ch.isalpha() for ch in joined) / max(1, len(joined))
         urls = sample.str.contains(r"^(?:https?://|www\.)", regex=True).mean()
-        if letters > 0.4 and urls < 0.2 and sample.str.len().mean() < 300:
+        if letters > 0.25 and urls < 0.2 and sample.str.len().mean() < 300:
             out.append(col)
     return out
 

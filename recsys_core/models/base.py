@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from recsys_core.data.splits import History
-from recsys_core.errors import ConfigError
+from recsys_core.config_fields import from_dict
 
 
 @dataclass
@@ -23,16 +23,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{cls.__name__}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        kwargs = {}
-        for f in fields(cls):
-            if f.name in values:
-                v = values[f.name]
-                kwargs[f.name] = tuple(v) if isinstance(f.default, tuple) and isinstance(v, list) else v
-        return cls(**kwargs)
+        return from_dict(cls, values)
 
 
 class Recommender(ABC):

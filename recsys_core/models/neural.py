@@ -1,0 +1,143 @@
+"""Base of the trainable (PyTorch) model families: training data view, batching, growth, safetensors state."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from recsys_core.data.splits import History
+from recsys_core.models.base import ModelConfig, Recommender
+
+
+@dataclass
+class TrainData:
+    """What a neural model trains on: the training history (pairs in time order, sequences) and item text."""
+
+    history: History
+    item_texts: list[str] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        return self.history.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.history.n_items
+
+    @cached_property
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.history.frame
+        return torch.tensor(f["u"].to_numpy(), dtype=torch.long), torch.tensor(f["i"].to_numpy(), dtype=torch.long)
+
+
+def init_weights(module: nn.Module, scheme: str = "xavier", std: float = 0.02) -> None:
+    """Initialise linear and embedding weights ('xavier' or 'normal'); biases to zero; padding rows to zero."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            if scheme == "xavier":
+                nn.init.xavier_normal_(m.weight)
+            else:
+                nn.init.normal_(m.weight, 0.0, std)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def grow_embedding(table: nn.Embedding, new_rows: int, init: torch.Tensor | None = None) -> nn.Embedding:
+    """A larger copy of `table`: old rows bit-identical, new rows from `init` or the mean of the old rows."""
+    if new_rows <= table.num_embeddings:
+        return table
+    old = table.weight.data
+    extra = new_rows - table.num_embeddings
+    if init is None:
+        real = old[1:] if table.padding_idx == 0 else old
+        init = real.mean(0, keepdim=True).expand(extra, -1) + 0.01 * real.std() * torch.randn(extra, old.shape[1], device=old.device)
+    grown = nn.Embedding(new_rows, old.shape[1], padding_idx=table.padding_idx).to(old.device, old.dtype)
+    with torch.no_grad():
+        grown.weight[: table.num_embeddings] = old
+        grown.weight[table.num_embeddings:] = init.to(old.dtype)
+    grown.weight.requires_grad_(table.weight.requires_grad)
+    return grown
+
+
+class NeuralRecommender(nn.Module, Recommender):
+    """A Recommender trained by gradient descent on `loss(batch)`."""
+
+    #: names of nn.Embedding attributes indexed by user / by item (+ padding offset) for grow()
+    user_tables: tuple[str, ...] = ()
+    item_tables: tuple[str, ...] = ()
+    item_offset: int = 0  # 1 when item index 0 is padding
+
+    def __init__(self, n_users: int, n_items: int, config: ModelConfig | None = None) -> None:
+        nn.Module.__init__(self)
+        Recommender.__init__(self, n_users, n_items, config)
+
+    # -- training --------------------------------------------------------------
+    def prepare(self, data: TrainData) -> None:
+        """Build tensors the batches need (sequences, text features). Called once before training."""
+
+    def batches(self, data: TrainData, batch_size: int, generator: torch.Generator) -> Iterator[dict]:
+        """One epoch of batches; default: shuffled (user, item) pairs."""
+        users, items = data.pairs
+        order = torch.randperm(len(users), generator=generator)
+        for lo in range(0, len(order), batch_size):
+            idx = order[lo: lo + batch_size]
+            yield {"users": users[idx], "items": items[idx]}
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def extra_loss(self) -> torch.Tensor | None:
+        """A regularisation term added to every step's loss (strategies use it, e.g. L2-SP)."""
+        return None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- growth ------------------------------------------------------------------
+    def grow(self, n_users: int, n_items: int, item_init: torch.Tensor | None = None) -> None:
+        """Make room for new users and items; existing rows, hence old users' scores, are unchanged."""
+        for name in self.user_tables:
+            setattr(self, name, grow_embedding(getattr(self, name), n_users))
+        for name in self.item_tables:
+            setattr(self, name, grow_embedding(getattr(self, name), n_items + self.item_offset, item_init))
+        self.n_users, self.n_items = max(n_users, self.n_users), max(n_items, self.n_items)
+
+    # -- persistence -------------------------------------------------------------
+    def save_state(self, directory: Path) -> None:
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / "weights.safetensors"))
+
+    def load_state(self, directory: Path) -> None:
+        state = load_file(str(directory / "weights.safetensors"))
+        self.load_state_dict(state)
+
+    def count_parameters(self) -> tuple[int, int]:
+        """(trainable, total) parameter counts."""
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return trainable, total
+
+
+def history_batch(history: History, users: np.ndarray, max_len: int, offset: int = 1) -> torch.Tensor:
+    """Left-padded [B, max_len] item sequences (index + offset; 0 = padding) of the users' latest items."""
+    out = np.zeros((len(users), max_len), dtype=np.int64)
+    seqs = history.sequences
+    for row, u in enumerate(users):
+        s = seqs[int(u)][-max_len:]
+        if len(s):
+            out[row, max_len - len(s):] = s + offset
+    return torch.from_numpy(out)

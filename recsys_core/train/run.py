@@ -1,0 +1,302 @@
+"""One training run end to end: data -> split -> model -> trainer -> run directory (used by `rectune train`)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from recsys_core.data.clean import CleaningOptions
+from recsys_core.data.dataset import Dataset, load_dataset
+from recsys_core.data.splits import Split, make_split
+from recsys_core.errors import ConfigError, RecTuneError
+from recsys_core.eval.evaluator import evaluate
+from recsys_core.models import FAMILIES, build_model, family_class
+from recsys_core.models.base import FittedRecommender
+from recsys_core.models.neural import NeuralRecommender, TrainData
+from recsys_core.runs.atomic import atomic_write_dir, atomic_write_json, existing_dir, read_json
+from recsys_core.runs.index import RunIndex
+from recsys_core.runs.rundir import RunDir, new_run_id, runs_root
+from recsys_core.train.device import device_name, pick_device, seed_everything
+from recsys_core.train.trainer import Callback, FitOutcome, Trainer, TrainerConfig, TrainingFailed
+
+Progress = Callable[[str], None]
+
+
+# ---------------------------------------------------------------- configuration
+
+def make_run_config(data: str, family: str, model: dict | None = None, train: dict | None = None,
+                    data_options: dict | None = None, split: str = "leave-last-out", seed: int = 0,
+                    device: str = "auto", base: str = "none", strategy: dict | str | None = None) -> dict:
+    """Everything needed to reproduce a run, validated now so a bad option fails before any work."""
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown model {family!r}; choose from {', '.join(FAMILIES)}")
+    cls = family_class(family)
+    model_cfg = cls.config_class.from_dict(model or {}).as_dict()
+    train_cfg = {**getattr(cls, "default_train", {}), **(train or {})}
+    train_cfg.setdefault("seed", seed)
+    train_cfg = TrainerConfig.from_dict(train_cfg).as_dict()
+    if isinstance(strategy, str) or strategy is None:
+        strategy = {"name": strategy or "scratch"}
+    data_path = data if data == "demo" else str(Path(data).expanduser().resolve())
+    return {"version": 1, "data": {"path": data_path, **(data_options or {})}, "split": {"name": split, "seed": seed},
+            "model": {"family": family, **model_cfg}, "train": train_cfg, "base": base, "strategy": strategy,
+            "seed": seed, "device": device}
+
+
+def load_config_file(path: str | Path) -> dict:
+    """A JSON file with any of the keys model, train, data, split, base, strategy."""
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: the config must be a JSON object")
+    return cfg
+
+
+def dataset_from_config(config: dict) -> Dataset:
+    d = dict(config["data"])
+    cleaning = CleaningOptions(**{k: d.pop(k) for k in list(d) if k in CleaningOptions.__dataclass_fields__})
+    return load_dataset(d.pop("path"), columns=d.get("columns"), sep=d.get("sep"),
+                        header=False if d.get("no_header") else None, items_path=d.get("items"), cleaning=cleaning)
+
+
+def split_from_config(ds: Dataset, config: dict) -> Split:
+    return make_split(ds, config["split"]["name"], seed=config["split"].get("seed", 0))
+
+
+# ---------------------------------------------------------------- callbacks
+
+class RunLogger(Callback):
+    """Writes metrics.jsonl, heartbeats status.json, checkpoints each epoch, and mirrors progress to stderr."""
+
+    def __init__(self, run: RunDir, progress: Progress | None = None) -> None:
+        self.run = run
+        self.progress = progress
+        self.last_status = 0.0
+
+    def on_step_end(self, trainer: Trainer, info: dict) -> None:
+        self.run.append_metrics({"type": "step", "time": time.time(), **info})
+        if time.time() - self.last_status > 2:
+            self.run.write_status(epoch=info["epoch"], step=info["step"], total_steps=info["total_steps"],
+                                  loss=info["loss"], throughput=info["throughput"])
+            self.last_status = time.time()
+
+    def on_eval_end(self, trainer: Trainer, metrics: dict) -> None:
+        self.run.append_metrics({"type": "eval", "time": time.time(), **metrics})
+        if self.progress:
+            v = metrics["valid"]
+            self.progress(f"epoch {metrics['epoch']}: valid ndcg@10 {v['ndcg@10']:.4f} hr@10 {v['hr@10']:.4f} "
+                          f"(best epoch {metrics['best_epoch']})")
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        save_checkpoint(self.run, trainer)
+
+
+def save_checkpoint(run: RunDir, trainer: Trainer) -> None:
+    """checkpoints/last: model + best weights (safetensors), optimizer/RNG state (weights-only torch), loop state."""
+    from safetensors.torch import save_file
+
+    def fill(tmp: Path) -> None:
+        save_file(_plain(trainer.model.state_dict()), str(tmp / "model.safetensors"))
+        if trainer.best_state is not None:
+            save_file(_plain(trainer.best_state), str(tmp / "best.safetensors"))
+        torch.save(trainer.tensor_state(), tmp / "trainer.pt")
+        (tmp / "loop.json").write_text(json.dumps(trainer.loop_state()))
+
+    atomic_write_dir(run.checkpoint_dir, fill)
+
+
+def _plain(state: dict) -> dict:
+    return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+def load_checkpoint(run: RunDir, trainer: Trainer) -> bool:
+    """Restore the trainer from checkpoints/last (or its previous version); False if there is none."""
+    from safetensors.torch import load_file
+
+    directory = existing_dir(run.checkpoint_dir)
+    if directory is None or not (directory / "loop.json").exists():
+        return False
+    try:
+        model_state = load_file(str(directory / "model.safetensors"))
+        best = load_file(str(directory / "best.safetensors")) if (directory / "best.safetensors").exists() else None
+        tensors = torch.load(directory / "trainer.pt", weights_only=True, map_location="cpu")
+        loop = json.loads((directory / "loop.json").read_text())
+    except Exception as exc:
+        raise RecTuneError(f"{directory}: the checkpoint is corrupt and cannot be resumed ({type(exc).__name__}: {exc})") from None
+    trainer.restore(loop, tensors, {k: v.to(trainer.device) for k, v in model_state.items()},
+                    {k: v.to(trainer.device) for k, v in best.items()} if best else None)
+    return True
+
+
+# ---------------------------------------------------------------- the run
+
+@dataclass
+class RunResult:
+    run: RunDir
+    status: str
+    device: str
+    valid: dict
+    test: dict
+    train_seconds: float
+    trainable_params: int
+    total_params: int
+    error: str | None = None
+
+    def as_json(self) -> dict:
+        out = {"run_dir": str(self.run.path), "status": self.status, "device": self.device, "valid": self.valid,
+               "test": self.test, "train_seconds": round(self.train_seconds, 3),
+               "trainable_params": self.trainable_params, "total_params": self.total_params}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class StopSignal:
+    """A stop flag set by the STOP file or by SIGTERM/SIGINT, checked by the trainer every step."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.flag = False
+        self._last_check = 0.0
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. inside a test runner thread)
+                pass
+
+    def _handle(self, signum, frame) -> None:
+        self.flag = True
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self.flag and now - self._last_check > 0.2:  # a stat() per step would be wasteful
+            self._last_check = now
+            self.flag = self.run.stop_requested()
+        return self.flag
+
+
+def start_run(config: dict, run_dir: str | Path | None = None) -> RunDir:
+    run = RunDir(run_dir or runs_root() / new_run_id(config["model"]["family"]))
+    if run.exists() and run.read_status().get("state") not in (None, "queued"):
+        raise ConfigError(f"{run.path} already holds a run; use --resume to continue it or pick another --run-dir")
+    run.write_config(config)
+    return run
+
+
+def execute_run(run: RunDir, resume: bool = False, progress: Progress | None = None) -> RunResult:
+    """Train (or resume) the run in `run`; never raises for training failures: they end as status 'failed'."""
+    config = run.read_config()
+    index = RunIndex(run.path.parent)
+    device = pick_device(config.get("device", "auto"))
+    seed_everything(config.get("seed", 0))
+    run.stop_path.unlink(missing_ok=True)
+    run.write_status("running", pid=os.getpid(), device=device_name(device), error=None, resumed=resume)
+    index.upsert(run)
+    say = progress or (lambda m: None)
+    try:
+        ds = dataset_from_config(config)
+        split = split_from_config(ds, config)
+        family = config["model"]["family"]
+        model_cfg = {k: v for k, v in config["model"].items() if k != "family"}
+        model = build_model(family, split.n_users, split.n_items, model_cfg)
+        say(f"{family}: {len(split.train):,} training interactions, {split.n_users:,} users, {split.n_items:,} items "
+            f"on {device_name(device)}")
+        if isinstance(model, FittedRecommender):
+            result = _fit_closed_form(run, model, split, say)
+        else:
+            result = _train_neural(run, model, ds, split, config, device, resume, say)
+    except TrainingFailed as exc:
+        run.write_status("failed", error=str(exc))
+        index.upsert(run)
+        return RunResult(run, "failed", device_name(device), {}, {}, 0.0, 0, 0, error=str(exc))
+    except RecTuneError as exc:
+        run.write_status("failed", error=str(exc))
+        index.upsert(run)
+        raise
+    except Exception as exc:
+        run.write_status("failed", error=f"internal error: {type(exc).__name__}: {exc}")
+        index.upsert(run)
+        raise
+    index.upsert(run)
+    return result
+
+
+def _fit_closed_form(run: RunDir, model: FittedRecommender, split: Split, say: Progress) -> RunResult:
+    start = time.perf_counter()
+    if hasattr(model, "fit_tuned"):
+        model.fit_tuned(split.train_history, lambda m: evaluate(m, split, "valid").metrics["ndcg@10"], progress=say)
+    else:
+        model.fit(split.train_history)
+    seconds = time.perf_counter() - start
+    n_params = int(sum(t.numel() for t in _tensors_of(model)))
+    return _finish(run, model, split, "finished", "fitted in closed form", seconds, (0, n_params), say)
+
+
+def _tensors_of(model: FittedRecommender) -> list[torch.Tensor]:
+    return [v for v in vars(model).values() if torch.is_tensor(v)]
+
+
+def _train_neural(run: RunDir, model: NeuralRecommender, ds: Dataset, split: Split, config: dict,
+                  device: torch.device, resume: bool, say: Progress) -> RunResult:
+    data = TrainData(split.train_history, item_texts=ds.item_texts() if getattr(model, "needs_text", False) else None)
+    trainer = Trainer(model, data, split, TrainerConfig.from_dict(config["train"]), device,
+                      callbacks=[RunLogger(run, say)], should_stop=StopSignal(run))
+    if resume:
+        if load_checkpoint(run, trainer):
+            say(f"resumed at epoch {trainer.epoch}, step {trainer.step}")
+        else:
+            say("no checkpoint yet: starting from the beginning")
+            run.metrics_path.unlink(missing_ok=True)
+    outcome: FitOutcome = trainer.fit()
+    say(f"{outcome.status}: {outcome.reason}; best validation ndcg@10 {outcome.best_metric:.4f} at epoch {outcome.best_epoch}")
+    return _finish(run, model, split, outcome.status, outcome.reason, outcome.seconds, model.count_parameters(), say,
+                   epochs=outcome.epochs, steps=outcome.steps)
+
+
+def _finish(run: RunDir, model, split: Split, status: str, reason: str, seconds: float, params: tuple[int, int],
+            say: Progress, **extra: Any) -> RunResult:
+    """Evaluate the kept model on validation and test, save it, write eval.json and the final status."""
+    say(f"ranking all {split.n_items:,} items for validation and test users")
+    valid = evaluate(model, split, "valid", k=10)
+    test = evaluate(model, split, "test", k=10)
+    atomic_write_dir(run.model_dir, model.save)
+    trainable, total = params
+    ev = {"valid": valid.metrics, "test": test.metrics, "split": split.summary(), "train_seconds": seconds,
+          "eval_seconds": test.eval_seconds, "trainable_params": trainable, "total_params": total, "reason": reason,
+          **extra}
+    if hasattr(model, "classification_metrics"):
+        say("classification metrics on validation positives vs sampled negatives")
+        ev["classification"] = model.classification_metrics(split)
+    atomic_write_json(run.eval_path, ev)
+    test.per_user.to_csv(run.path / "per_user_test.csv", index=False)
+    run.write_status(status, reason=reason, error=None)
+    return RunResult(run, status, run.read_status().get("device", ""), valid.metrics, test.metrics, seconds, trainable, total)
+
+
+def load_run_model(run: RunDir):
+    """The trained model of a finished (or stopped) run, with its dataset and split rebuilt from config.json."""
+    from recsys_core.models import load_recommender
+
+    status = run.read_status()
+    if not (run.model_dir / "model.json").exists():
+        state = status.get("state", "unknown")
+        raise RecTuneError(f"{run.path}: no trained model yet (run state: {state})")
+    config = run.read_config()
+    ds = dataset_from_config(config)
+    split = split_from_config(ds, config)
+    model = load_recommender(run.model_dir, item_texts=ds.item_texts())
+    return model, ds, split
+
+
+def read_eval(run: RunDir) -> dict:
+    return read_json(run.eval_path, default={}) or {}
