@@ -15,6 +15,16 @@ DEMO_REFERENCE = {"pop": (0.0178, 0.0377, 0.0118), "itemknn": (0.0239, 0.0574, 0
 XWINES_REFERENCE = {"pop": (0.0404, 0.0869, 0.0266), "itemknn": (0.1105, 0.2168, 0.0785), "ease": (0.1126, 0.2163, 0.0813)}
 
 
+def _check_reference(ds, family: str, reference: dict, n_users: int) -> dict:
+    _, _, test, info = evaluate_baseline(ds, family)
+    ndcg, hr, mrr = reference[family]
+    assert test.metrics["n_users"] == n_users
+    assert test.metrics["ndcg@10"] == pytest.approx(ndcg, rel=0.05)
+    assert test.metrics["hr@10"] == pytest.approx(hr, rel=0.05)
+    assert test.metrics["mrr@10"] == pytest.approx(mrr, rel=0.05)
+    return info
+
+
 @pytest.fixture(scope="module")
 def demo():
     return load_dataset("demo")
@@ -22,25 +32,14 @@ def demo():
 
 @pytest.mark.parametrize("family", list(DEMO_REFERENCE))
 def test_demo_matches_reference(demo, family: str) -> None:
-    _, _, test, info = evaluate_baseline(demo, family)
-    ndcg, hr, mrr = DEMO_REFERENCE[family]
-    assert test.metrics["n_users"] == 610
-    assert test.metrics["ndcg@10"] == pytest.approx(ndcg, rel=0.05)
-    assert test.metrics["hr@10"] == pytest.approx(hr, rel=0.05)
-    assert test.metrics["mrr@10"] == pytest.approx(mrr, rel=0.05)
+    info = _check_reference(demo, family, DEMO_REFERENCE, 610)
     if family == "ease":
         assert info["params"]["l2"] == 50.0  # chosen on validation, as in the reference
 
 
 @pytest.mark.parametrize("family", list(XWINES_REFERENCE))
 def test_xwines_matches_reference(xwines, family: str) -> None:
-    ds = load_dataset(xwines)
-    _, _, test, info = evaluate_baseline(ds, family)
-    ndcg, hr, mrr = XWINES_REFERENCE[family]
-    assert test.metrics["n_users"] == 10304
-    assert test.metrics["ndcg@10"] == pytest.approx(ndcg, rel=0.05)
-    assert test.metrics["hr@10"] == pytest.approx(hr, rel=0.05)
-    assert test.metrics["mrr@10"] == pytest.approx(mrr, rel=0.05)
+    _check_reference(load_dataset(xwines), family, XWINES_REFERENCE, 10304)
 
 
 @pytest.mark.parametrize("family", list(BASELINES))

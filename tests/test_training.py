@@ -118,3 +118,24 @@ def test_cli_train_json_contract_and_recommend(tmp_path, tiny_folder, capsys) ->
     assert main(["evaluate", "--run", str(run_dir), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["ndcg@10"] == pytest.approx(out["test"]["ndcg@10"])
+
+
+@pytest.mark.parametrize("optimizer,schedule,extra", [
+    ("adam", "constant", {}),
+    ("adamw", "cosine", {"warmup_frac": 0.2, "weight_decay": 0.01}),
+    ("sgd", "step", {"step_epochs": 1, "gamma": 0.5, "l1": 1e-6}),
+    ("adam", "plateau", {"gamma": 0.5}),
+])
+def test_optimizers_and_schedules(tmp_path, tiny_folder, optimizer, schedule, extra) -> None:
+    result = _run(tmp_path, tiny_folder, "mf", optimizer=optimizer, schedule=schedule, epochs=4, log_every=1,
+                  lr=0.01, **extra)
+    assert result.status == "finished"
+    lrs = [m["lr"] for m in result.run.read_metrics() if m["type"] == "step"]
+    if schedule == "constant":
+        assert set(lrs) == {0.01}
+    elif schedule == "cosine":
+        peak = lrs.index(max(lrs))
+        assert peak > 0 and lrs[-1] < max(lrs)  # warms up, then decays
+    elif schedule == "step":
+        assert lrs[-1] == pytest.approx(0.01 * 0.5 ** 3)  # halved after each of epochs 1..3
+    assert result.run.read_config()["train"]["optimizer"] == optimizer

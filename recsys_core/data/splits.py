@@ -81,21 +81,21 @@ class Split:
         return self.valid if stage == "valid" else self.test
 
     def known(self, stage: str) -> pd.DataFrame:
-        """Interactions excluded from ranking at `stage`: train for validation, train + validation for test."""
+        """Interactions known when predicting `stage`: train for validation, train + validation for test."""
         if stage == "valid":
             return self.train
         return pd.concat([self.train, self.valid], ignore_index=True)
 
     @cached_property
     def train_history(self) -> History:
-        """What models fit on and score from, at both stages (validation targets are never model input)."""
+        """What models fit on."""
         return History(self.train, self.n_users, self.n_items)
 
-    def excluded(self, stage: str) -> History:
-        """The items ranked out at `stage` (the user's training items, plus validation items for test)."""
+    def history(self, stage: str) -> History:
+        """What is known at prediction time for `stage`: the model's input there, and the items ranked out."""
         if stage == "valid":
             return self.train_history
-        key = "_excluded_test"
+        key = "_history_test"
         if key not in self.__dict__:
             self.__dict__[key] = History(self.known("test"), self.n_users, self.n_items)
         return self.__dict__[key]

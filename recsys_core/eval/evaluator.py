@@ -1,7 +1,10 @@
 """Full-ranking evaluation, chunked over users so at most a bounded block of scores exists at once.
 
-Models score from the training history at both stages. Every item is ranked except the user's
-known items (training, and for test also the validation item).
+Models are fitted on the training interactions. At prediction time a model is given what is known
+then (training interactions for validation; training plus validation for test), and every item is
+ranked except those known items. Models that read a user's history (sequential, two-tower) thus see
+the validation item when predicting the test item, as in RecBole; closed-form baselines score from
+the matrix they were fitted on unless configured with fold_in (see recsys_core/models/base.py).
 Ties are never broken in a target's favour: a target ranks behind every non-target item with an
 equal score.
 """
@@ -88,8 +91,8 @@ def evaluate(model: Scorer, split: Split, stage: str = "test", k: int = 10, ks: 
     if users is not None:
         targets = targets[targets["u"].isin(users)]
     eval_users, target_lists = group_targets(targets)
-    history = split.train_history
-    excluded = split.excluded(stage)
+    history = split.history(stage)
+    popularity = split.train_history
     n_items = split.n_items
     max_t = max((len(t) for t in target_lists), default=1)
     block = max(1, min(4096, max_block_elements // max(1, n_items * max_t)))
@@ -100,7 +103,7 @@ def evaluate(model: Scorer, split: Split, stage: str = "test", k: int = 10, ks: 
         for lo in range(0, len(eval_users), block):
             hi = min(lo + block, len(eval_users))
             chunk = eval_users[lo:hi]
-            scores = mask_known(model.full_scores(chunk, history), chunk, excluded)
+            scores = mask_known(model.full_scores(chunk, history), chunk, history)
             tgt = np.zeros((hi - lo, max_t), dtype=np.int64)
             msk = np.zeros((hi - lo, max_t), dtype=bool)
             for j, items in enumerate(target_lists[lo:hi]):
@@ -116,8 +119,8 @@ def evaluate(model: Scorer, split: Split, stage: str = "test", k: int = 10, ks: 
     per_user = pd.DataFrame({"u": eval_users, "n_targets": n_targets,
                              "n_known": history.user_counts[eval_users] if len(eval_users) else []})
     metrics: dict[str, float] = {}
-    item_counts = history.item_counts
-    n_hist_users = int((history.user_counts > 0).sum())
+    item_counts = popularity.item_counts
+    n_hist_users = int((popularity.user_counts > 0).sum())
     for kk in ks:
         values = per_user_metrics(all_ranks, n_targets, kk)
         for name in ACCURACY_METRICS:

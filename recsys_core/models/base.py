@@ -61,13 +61,23 @@ class Recommender(ABC):
 
 
 class FittedRecommender(Recommender):
-    """A model fitted in closed form (or by counting) on a History: Pop, ItemKNN, EASE."""
+    """A model fitted in closed form (or by counting) on a History: Pop, ItemKNN, EASE.
+
+    Item-based models score a user from a history row. By default that row is the one they were
+    fitted on (as RecBole and the reference figures do); with `fold_in` they read the history they
+    are given at prediction time instead (e.g. including the validation item when predicting test).
+    """
+
+    fitted: History | None = None
 
     @abstractmethod
     def fit(self, history: History) -> "FittedRecommender":
         """Fit on the known interactions."""
 
-
-def csr_rows_dense(history: History, users: np.ndarray) -> torch.Tensor:
-    """The binary history rows of `users` as a dense float tensor [B, n_items]."""
-    return torch.from_numpy(history.csr[users].toarray())
+    def input_rows(self, history: History, users: np.ndarray) -> torch.Tensor:
+        """The binary history rows the model scores `users` from, as a dense float tensor [B, n_items]."""
+        source = history
+        if not getattr(self.config, "fold_in", False) and self.fitted is not None \
+                and self.fitted.csr.shape == history.csr.shape:
+            source = self.fitted
+        return torch.from_numpy(source.csr[users].toarray())

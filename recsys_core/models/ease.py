@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from recsys_core.data.splits import History
-from recsys_core.models.base import FittedRecommender, ModelConfig, csr_rows_dense
+from recsys_core.models.base import FittedRecommender, ModelConfig
 
 LAMBDA_GRID = (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
 
@@ -19,6 +19,7 @@ LAMBDA_GRID = (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
 class EASEConfig(ModelConfig):
     l2: float = field(default=0.0, metadata={"help": "L2 weight lambda; 0 chooses it on validation NDCG@10"})
     grid: tuple = field(default=LAMBDA_GRID, metadata={"help": "lambdas tried when l2 is 0"})
+    fold_in: bool = field(default=False, metadata={"help": "score from the history known at prediction time, not the fitted one"})
 
 
 class EASERecommender(FittedRecommender):
@@ -26,6 +27,7 @@ class EASERecommender(FittedRecommender):
     config_class = EASEConfig
 
     def fit(self, history: History) -> "EASERecommender":
+        self.fitted = history
         self.l2 = self.config.l2 or 100.0
         self.weights = ease_weights(gram_matrix(history), self.l2)
         return self
@@ -35,6 +37,7 @@ class EASERecommender(FittedRecommender):
         """Fit with the configured lambda, or try the grid and keep the best on `validate` (e.g. NDCG@10)."""
         if self.config.l2:
             return self.fit(history)
+        self.fitted = history
         gram = gram_matrix(history)
         best_score, best = -1.0, None
         self.tuning = []
@@ -51,7 +54,7 @@ class EASERecommender(FittedRecommender):
         return self
 
     def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
-        return csr_rows_dense(history, users) @ self.weights
+        return self.input_rows(history, users) @ self.weights
 
     def save_state(self, directory: Path) -> None:
         save_file({"weights": self.weights.contiguous()}, str(directory / "weights.safetensors"))

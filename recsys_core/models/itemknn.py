@@ -9,13 +9,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from recsys_core.data.splits import History
-from recsys_core.models.base import FittedRecommender, ModelConfig, csr_rows_dense
+from recsys_core.models.base import FittedRecommender, ModelConfig
 
 
 @dataclass
 class ItemKNNConfig(ModelConfig):
     neighbours: int = field(default=0, metadata={"help": "keep this many most similar items per item (0 = all)"})
     shrink: float = field(default=0.0, metadata={"help": "shrinkage added to the cosine denominator"})
+    fold_in: bool = field(default=False, metadata={"help": "score from the history known at prediction time, not the fitted one"})
 
 
 class ItemKNNRecommender(FittedRecommender):
@@ -23,6 +24,7 @@ class ItemKNNRecommender(FittedRecommender):
     config_class = ItemKNNConfig
 
     def fit(self, history: History) -> "ItemKNNRecommender":
+        self.fitted = history
         x = history.csr
         co = torch.from_numpy((x.T @ x).toarray().astype(np.float32))
         norms = torch.sqrt(torch.diagonal(co).clone())
@@ -38,7 +40,7 @@ class ItemKNNRecommender(FittedRecommender):
         return self
 
     def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
-        return csr_rows_dense(history, users) @ self.sim
+        return self.input_rows(history, users) @ self.sim
 
     def save_state(self, directory: Path) -> None:
         save_file({"sim": self.sim.contiguous()}, str(directory / "weights.safetensors"))

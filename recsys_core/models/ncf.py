@@ -27,13 +27,13 @@ class NCFConfig(ModelConfig):
     dropout: float = field(default=0.2, metadata={"help": "dropout in the MLP", "min": 0.0, "max": 0.9})
     history: int = field(default=50, metadata={"help": "recent items pooled into the user representation", "min": 1})
     use_user_id: bool = field(default=True, metadata={"help": "add a per-user id embedding to the MLP input"})
-    loss: str = field(default="ce", metadata={"help": "'ce' full softmax or 'sampled' softmax", "choices": ["ce", "sampled"]})
-    negatives: int = field(default=256, metadata={"help": "shared negatives for the sampled softmax", "min": 1})
+    loss: str = field(default="auto", metadata={"help": "'ce' full softmax, 'sampled' softmax, or 'auto' (full up to 4096 items)", "choices": ["auto", "ce", "sampled"]})
+    negatives: int = field(default=1024, metadata={"help": "shared negatives for the sampled softmax", "min": 1})
     layer_norm: bool = field(default=True, metadata={"help": "layer norm after each MLP layer"})
     init: str = field(default="xavier", metadata={"help": "weight init scheme", "choices": ["normal", "xavier"]})
 
     def __post_init__(self) -> None:
-        check_choice(self.loss, ["ce", "sampled"], "ncf loss")
+        check_choice(self.loss, ["auto", "ce", "sampled"], "ncf loss")
         check_choice(self.init, ["normal", "xavier"], "ncf init")
         self.hidden = tuple(int(h) for h in self.hidden)
 
@@ -96,7 +96,7 @@ class NCF(NeuralRecommender):
     def loss(self, batch: dict) -> torch.Tensor:
         h = self.user_vector(batch["users"], batch["hist"])
         target = batch["target"]
-        if self.config.loss == "ce":
+        if self.full_softmax:
             return F.cross_entropy(self.logits(h).float(), target)
         neg = torch.randint(0, self.n_items, (self.config.negatives,), device=h.device)
         pos = (h * self.item_out(target)).sum(-1, keepdim=True) + self.item_bias(target)

@@ -72,6 +72,9 @@ def grow_embedding(table: nn.Embedding, new_rows: int, init: torch.Tensor | None
     return grown
 
 
+FULL_SOFTMAX_ITEMS = 4096
+
+
 class NeuralRecommender(nn.Module, Recommender):
     """A Recommender trained by gradient descent on `loss(batch)`."""
 
@@ -102,6 +105,12 @@ class NeuralRecommender(nn.Module, Recommender):
     def extra_loss(self) -> torch.Tensor | None:
         """A regularisation term added to every step's loss (strategies use it, e.g. L2-SP)."""
         return None
+
+    @property
+    def full_softmax(self) -> bool:
+        """Whether the loss is a softmax over the whole catalogue ('auto': up to FULL_SOFTMAX_ITEMS items)."""
+        loss = getattr(self.config, "loss", "ce")
+        return loss == "ce" or (loss == "auto" and self.n_items <= FULL_SOFTMAX_ITEMS)
 
     @property
     def device(self) -> torch.device:
@@ -141,3 +150,12 @@ def history_batch(history: History, users: np.ndarray, max_len: int, offset: int
         if len(s):
             out[row, max_len - len(s):] = s + offset
     return torch.from_numpy(out)
+
+
+def trim_padding(seq: torch.Tensor) -> torch.Tensor:
+    """Drop leading columns that are padding in every row of a left-padded batch (keeps at least 2)."""
+    used = (seq != 0).any(0)
+    if not used.any():
+        return seq[:, -2:]
+    first = int(used.nonzero()[0])
+    return seq[:, min(first, seq.shape[1] - 2):]

@@ -18,7 +18,7 @@ from torch import nn
 from recsys_core.config_fields import check_choice, check_range
 from recsys_core.data.splits import History
 from recsys_core.models.base import ModelConfig
-from recsys_core.models.neural import NeuralRecommender, TrainData, history_batch, init_weights
+from recsys_core.models.neural import NeuralRecommender, TrainData, history_batch, init_weights, trim_padding
 
 
 @dataclass
@@ -28,13 +28,13 @@ class SASRecConfig(ModelConfig):
     heads: int = field(default=2, metadata={"help": "attention heads (must divide hidden)", "min": 1})
     inner: int = field(default=256, metadata={"help": "feed-forward inner size", "min": 8})
     dropout: float = field(default=0.3, metadata={"help": "dropout on embeddings, attention and feed-forward", "min": 0.0, "max": 0.9})
-    max_len: int = field(default=50, metadata={"help": "longest item sequence the model reads", "min": 2})
-    loss: str = field(default="ce", metadata={"help": "'ce' full softmax or 'sampled' softmax", "choices": ["ce", "sampled"]})
-    negatives: int = field(default=256, metadata={"help": "shared negatives per batch for the sampled softmax", "min": 1})
+    max_len: int = field(default=200, metadata={"help": "longest item sequence the model reads", "min": 2})
+    loss: str = field(default="auto", metadata={"help": "'ce' full softmax, 'sampled' softmax, or 'auto' (full up to 4096 items)", "choices": ["auto", "ce", "sampled"]})
+    negatives: int = field(default=1024, metadata={"help": "shared negatives per batch for the sampled softmax", "min": 1})
     init: str = field(default="normal", metadata={"help": "weight init scheme", "choices": ["normal", "xavier"]})
 
     def __post_init__(self) -> None:
-        check_choice(self.loss, ["ce", "sampled"], "sasrec loss")
+        check_choice(self.loss, ["auto", "ce", "sampled"], "sasrec loss")
         check_choice(self.init, ["normal", "xavier"], "sasrec init")
         check_range(self.dropout, "sasrec dropout", 0.0, 0.9)
         if self.hidden % self.heads:
@@ -75,7 +75,7 @@ class SASRec(NeuralRecommender):
     config_class = SASRecConfig
     item_tables = ("item_emb",)
     item_offset = 1
-    default_train = {"epochs": 200, "batch_size": 64, "lr": 1e-3, "patience": 10}
+    default_train = {"epochs": 200, "batch_size": 32, "lr": 1e-3, "patience": 10}
 
     def __init__(self, n_users: int, n_items: int, config: SASRecConfig | None = None) -> None:
         super().__init__(n_users, n_items, config)
@@ -93,7 +93,9 @@ class SASRec(NeuralRecommender):
         b, l = seq.shape
         pad = seq == 0
         x = self.item_emb(seq) * math.sqrt(self.config.hidden)
-        x = x + self.pos_emb(torch.arange(l, device=seq.device)).unsqueeze(0)
+        # Positions count back from the end, so a batch trimmed of leading padding reads the same.
+        positions = torch.arange(self.config.max_len - l, self.config.max_len, device=seq.device)
+        x = x + self.pos_emb(positions).unsqueeze(0)
         x = self.emb_dropout(x) * (~pad).unsqueeze(-1)
         causal = torch.ones(l, l, dtype=torch.bool, device=seq.device).tril()
         # Queries may see earlier non-padding keys and always themselves (so padded rows stay finite).
@@ -125,7 +127,7 @@ class SASRec(NeuralRecommender):
     def batches(self, data: TrainData, batch_size: int, generator: torch.Generator) -> Iterator[dict]:
         order = torch.randperm(len(self.train_seqs), generator=generator)
         for lo in range(0, len(order), batch_size):
-            seqs = self.train_seqs[order[lo: lo + batch_size]]
+            seqs = trim_padding(self.train_seqs[order[lo: lo + batch_size]])
             yield {"input": seqs[:, :-1], "target": seqs[:, 1:], "n": int((seqs[:, 1:] > 0).sum())}
 
     def loss(self, batch: dict) -> torch.Tensor:
@@ -134,7 +136,7 @@ class SASRec(NeuralRecommender):
         valid = (target > 0) & (inp > 0)
         h, target = h[valid], target[valid] - 1
         items = self.item_matrix()
-        if self.config.loss == "ce":
+        if self.full_softmax:
             return F.cross_entropy((h @ items.T).float(), target)
         negatives = torch.randint(0, items.shape[0], (self.config.negatives,), device=h.device)
         pos = (h * items[target]).sum(-1, keepdim=True)
@@ -145,7 +147,7 @@ class SASRec(NeuralRecommender):
 
     # -- scoring -----------------------------------------------------------------
     def user_vectors(self, users: np.ndarray, history: History) -> torch.Tensor:
-        seq = history_batch(history, users, self.config.max_len).to(self.device)
+        seq = trim_padding(history_batch(history, users, self.config.max_len)).to(self.device)
         return self.encode(seq)[:, -1]
 
     def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
