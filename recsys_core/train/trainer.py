@@ -118,6 +118,7 @@ class Trainer:
         self.start_loss: float | None = None
         self.last_valid: dict = {}
         self.elapsed = 0.0
+        self.step_lr = config.lr
 
     # -- construction --------------------------------------------------------------
     def _make_optimizer(self, groups: list[dict]) -> torch.optim.Optimizer:
@@ -166,8 +167,7 @@ class Trainer:
                 n_log += int(batch.get("n", len(next(iter(batch.values())))))
                 if self.step % c.log_every == 0 or self.step == 1:
                     now = time.perf_counter()
-                    info = {"step": self.step, "epoch": self.epoch + 1, "loss": loss,
-                            "lr": self.optimizer.param_groups[0]["lr"],
+                    info = {"step": self.step, "epoch": self.epoch + 1, "loss": loss, "lr": self.step_lr,
                             "throughput": n_log / max(now - t_log, 1e-9), "elapsed": now - t_start,
                             "total_steps": self.total_steps}
                     t_log, n_log = now, 0
@@ -216,6 +216,7 @@ class Trainer:
         elif value > c.explode_ratio * self.start_loss:
             raise TrainingFailed(f"the loss exploded to {value:.3g} at step {self.step + 1} "
                                  f"({c.explode_ratio:g}x its start {self.start_loss:.3g}); lower the learning rate")
+        self.step_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses (logged)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if c.grad_clip:
