@@ -1,0 +1,1 @@
+"""Run directories, atomic writes, the SQLite run index and the job launcher."""

@@ -1,0 +1,98 @@
+"""Start `rectune train` as a subprocess, stop it, poll it, and notice when its worker died."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from recsys_core.data.dataset import project_root
+from recsys_core.runs.index import RunIndex
+from recsys_core.runs.rundir import ACTIVE, RunDir, new_run_id, runs_root
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True if the process exists and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return True
+    return True
+
+
+def launch(train_args: Sequence[str], run_dir: str | Path | None = None, family: str = "run",
+           env: dict | None = None) -> RunDir:
+    """Start a training worker for `rectune train ARGS`; returns its run directory at once."""
+    run = RunDir(run_dir or runs_root() / new_run_id(family))
+    run.path.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "recsys_core", "train", *train_args, "--run-dir", str(run.path)]
+    log = open(run.log_path, "ab")
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_root()), child_env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env=child_env, cwd=os.getcwd())
+    log.close()
+    if not run.status_path.exists():
+        run.write_status("queued", pid=proc.pid, command=cmd)
+    # Reap the child when it ends so it never lingers as a zombie that looks alive.
+    threading.Thread(target=proc.wait, daemon=True).start()
+    return run
+
+
+def check_alive(run: RunDir) -> dict:
+    """The run's status; an active run whose worker is gone is marked 'interrupted' on disk."""
+    status = run.read_status()
+    if status.get("state") in ACTIVE and not pid_alive(status.get("pid")):
+        # Give a just-launched worker a moment to write its own status before judging it.
+        if time.time() - status.get("updated", 0) > 2:
+            status = run.write_status("interrupted", error=f"the training worker (pid {status.get('pid')}) ended without "
+                                      f"finishing (killed or crashed); resume with: rectune train --resume {run.path}")
+            RunIndex(run.path.parent).upsert(run)
+    return status
+
+
+def poll(run: RunDir) -> dict:
+    """Status (with dead-worker detection) and every metrics record logged so far."""
+    return {"status": check_alive(run), "metrics": run.read_metrics()}
+
+
+def stop(run: RunDir, grace: float = 15.0) -> dict:
+    """Ask the worker to stop at its next step; kill it if it has not stopped after `grace` seconds."""
+    status = run.read_status()
+    if status.get("state") not in ACTIVE:
+        return status
+    run.request_stop()
+    pid = status.get("pid")
+    deadline = time.time() + grace
+    while time.time() < deadline:
+        if run.read_status().get("state") not in ACTIVE or not pid_alive(pid):
+            break
+        time.sleep(0.2)
+    if pid_alive(pid):
+        try:
+            os.killpg(os.getpgid(int(pid)), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for _ in range(50):
+            if not pid_alive(pid):
+                break
+            time.sleep(0.1)
+    status = run.read_status()
+    if status.get("state") in ACTIVE:
+        status = run.write_status("stopped", error=f"killed after not stopping within {grace:g}s")
+        RunIndex(run.path.parent).upsert(run)
+    return status

@@ -1,0 +1,1 @@
+"""Training: the Trainer, device choice, and one run end to end."""
