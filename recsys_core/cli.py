@@ -275,6 +275,71 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- experiments, bases, strategies
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from recsys_core.experiments.report import experiment_table, save_experiment
+    from recsys_core.experiments.transfer import ExperimentOptions
+    from recsys_core.train.run import load_config_file
+
+    progress = Progress(not args.quiet)
+    file_cfg = load_config_file(args.config) if args.config else {}
+    train = dict(file_cfg.get("train", {}))
+    if args.epochs is not None:
+        train["epochs"] = args.epochs
+    strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip()) if args.strategies else None
+    options = ExperimentOptions(family=args.model, model=file_cfg.get("model", {}), train=train,
+                                tune=file_cfg.get("tune", {}), strategy_options=file_cfg.get("strategies", {}),
+                                seed=args.seed, device=args.device)
+    if strategies:
+        options.strategies = strategies
+    ds = load_from_args(args, args.data)
+    progress(f"{ds.name}: {len(ds):,} interactions, {ds.n_users:,} users, {ds.n_items:,} items")
+    if args.kind == "transfer":
+        from recsys_core.experiments.transfer import run_transfer
+
+        result = run_transfer(ds, options, shots=args.shots, progress=progress)
+    else:
+        from recsys_core.experiments.incremental import run_incremental
+
+        result = run_incremental(ds, options, windows=args.windows, progress=progress)
+    result["data"] = ds.name
+    path = save_experiment(result, args.out)
+    progress(f"saved {path}")
+    if args.json:
+        emit_json(result)
+    else:
+        print(experiment_table(result))
+    return 0
+
+
+def cmd_bases(args: argparse.Namespace) -> int:
+    from recsys_core.bases import available_bases
+
+    bases = available_bases(args.root)
+    if args.json:
+        emit_json({"bases": [b.describe() for b in bases]})
+        return 0
+    for b in bases:
+        print(f"{b.spec:<40} {b.title}\n{'':<40} offers: {', '.join(b.offers) or '-'}; families: {', '.join(b.families)}")
+    return 0
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from recsys_core.strategies import STRATEGIES
+
+    described = [s.describe() for s in STRATEGIES.values()]
+    if args.json:
+        emit_json({"strategies": [{**d, "options": [{**o, "type": getattr(o["type"], "__name__", str(o["type"]))}
+                                                    for o in d["options"]]} for d in described]})
+        return 0
+    for d in described:
+        print(f"{d['name']}: {d['title']}\n  {d['summary']}")
+        for o in d["options"]:
+            print(f"    {o['name']} (default {o['default']!r}): {o['help']}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", metavar="DATA")
     tr.add_argument("--model", metavar="MODEL", help="pop, itemknn, ease, mf, ncf, sasrec, two_tower, text_ctr")
     tr.add_argument("--base", default="none", help="pretrained base: none, minilm, hf:NAME_OR_PATH, run:RUN_ID")
-    tr.add_argument("--strategy", help="fine-tuning strategy (default scratch)")
+    tr.add_argument("--strategy", help="fine-tuning strategy, optionally with options: scratch (default), full, frozen, "
+                                       "partial:top_blocks=1, lora:rank=8,alpha=16, incremental:replay=0.1,penalty=ewc")
     tr.add_argument("--config", metavar="FILE", help="JSON with model/train/data/split/strategy sections")
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--batch-size", dest="batch_size", type=int)
@@ -324,6 +390,32 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--k", type=int, default=10)
     rec.add_argument("--json", action="store_true")
     rec.set_defaults(handler=cmd_recommend)
+
+    exp = sub.add_parser("experiment", help="compare fine-tuning strategies: transfer to new users, or incremental updates")
+    exp.add_argument("kind", choices=["transfer", "incremental"])
+    exp.add_argument("--data", metavar="DATA", required=True)
+    exp.add_argument("--model", default="sasrec", help="a trainable family: mf, ncf, sasrec, two_tower, text_ctr")
+    exp.add_argument("--shots", type=int, default=10, help="transfer: interactions each new user gives for fine-tuning")
+    exp.add_argument("--windows", type=int, default=3, help="incremental: windows the last 40%% of time is cut into")
+    exp.add_argument("--strategies", help="comma-separated subset of full,frozen,partial,lora,incremental")
+    exp.add_argument("--epochs", type=int, help="maximum epochs of every training (early stopping still applies)")
+    exp.add_argument("--config", metavar="FILE", help="JSON with model, train, tune (fine-tuning arms) and strategies "
+                                                     "(per-strategy options) sections")
+    exp.add_argument("--device", default="auto")
+    exp.add_argument("--seed", type=int, default=0)
+    exp.add_argument("--out", metavar="DIR", help="where the result JSON is saved (default runs/experiments)")
+    add_data_options(exp)
+    exp.add_argument("--json", action="store_true")
+    exp.set_defaults(handler=cmd_experiment)
+
+    bs = sub.add_parser("bases", help="pretrained bases available here (offline)")
+    bs.add_argument("--root", help="runs folder to look for finished runs (default ./runs)")
+    bs.add_argument("--json", action="store_true")
+    bs.set_defaults(handler=cmd_bases)
+
+    st = sub.add_parser("strategies", help="fine-tuning strategies and their options")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(handler=cmd_strategies)
 
     runs = sub.add_parser("runs", help="list runs")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True)

@@ -52,3 +52,14 @@ def check_range(value: float, name: str, low: float | None = None, high: float |
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"at least {low}" if high is None else f"between {low} and {high}"
         raise ConfigError(f"{name} must be {bounds}, not {value!r}")
+
+
+def check_fields(obj: Any, where: str) -> None:
+    """Check every field of a dataclass instance against its metadata's choices, min and max."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        meta = f.metadata
+        if meta.get("choices") is not None:
+            check_choice(value, meta["choices"], f"{where} {f.name}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and ("min" in meta or "max" in meta):
+            check_range(value, f"{where} {f.name}", meta.get("min"), meta.get("max"))

@@ -118,3 +118,15 @@ def cached_text_embeddings(name: str, texts: list[str], max_length: int = 64,
     save_file({"emb": emb.contiguous()}, str(tmp))
     os.replace(tmp, path)
     return emb
+
+
+def encoder_groups(encoder: torch.nn.Module, prefix: str) -> list:
+    """Layer groups of a BERT-like encoder: embeddings, then each transformer layer, bottom to top."""
+    from recsys_core.models.neural import LayerGroup
+
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is None:
+        return [LayerGroup("text encoder", "block", (prefix,))]
+    return [LayerGroup("text encoder embeddings", "embedding", (f"{prefix}embeddings.",)),
+            *(LayerGroup(f"text encoder layer {k}", "block", (f"{prefix}encoder.layer.{k}.",)) for k in range(len(layers))),
+            LayerGroup("text encoder pooler", "embedding", (f"{prefix}pooler.",))]

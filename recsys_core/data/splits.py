@@ -54,6 +54,16 @@ class History:
         return [items[bounds[k]:bounds[k + 1]] for k in range(self.n_users)]
 
     @cached_property
+    def sequence_rows(self) -> list[np.ndarray]:
+        """Per user, the `row` ids of the interactions in `sequences`, in the same order."""
+        f = self.frame
+        u = f["u"].to_numpy()
+        order = np.argsort(u, kind="stable")
+        rows = f["row"].to_numpy()[order]
+        bounds = np.searchsorted(u[order], np.arange(self.n_users + 1))
+        return [rows[bounds[k]:bounds[k + 1]] for k in range(self.n_users)]
+
+    @cached_property
     def item_counts(self) -> np.ndarray:
         return np.bincount(self.frame["i"].to_numpy(), minlength=self.n_items)
 

@@ -11,7 +11,7 @@ from torch import nn
 from recsys_core.config_fields import check_choice
 from recsys_core.data.splits import History
 from recsys_core.models.base import ModelConfig
-from recsys_core.models.neural import NeuralRecommender, TrainData, init_weights
+from recsys_core.models.neural import LayerGroup, NeuralRecommender, TrainData, init_weights
 
 
 @dataclass
@@ -50,7 +50,10 @@ class MF(NeuralRecommender):
         s_neg = (u.unsqueeze(1) * self.item_emb(neg)).sum(-1) + self.item_bias(neg).squeeze(-1)
         return -F.logsigmoid(s_pos.unsqueeze(1) - s_neg).mean()
 
-    def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
-        with torch.no_grad():
-            u = self.user_emb(torch.as_tensor(users, device=self.device))
-            return (u @ self.item_emb.weight.T + self.item_bias.weight.T).float()
+    def layer_groups(self) -> list[LayerGroup]:
+        return [LayerGroup("item factors and biases", "embedding", ("item_emb", "item_bias")),
+                LayerGroup("user factors", "head", ("user_emb",))]
+
+    def user_logits(self, users: np.ndarray, history: History) -> torch.Tensor:
+        u = self.user_emb(torch.as_tensor(users, device=self.device))
+        return u @ self.item_emb.weight.T + self.item_bias.weight.T

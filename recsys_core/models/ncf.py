@@ -16,7 +16,7 @@ from torch import nn
 from recsys_core.config_fields import check_choice
 from recsys_core.data.splits import History
 from recsys_core.models.base import ModelConfig
-from recsys_core.models.neural import NeuralRecommender, TrainData, history_batch, init_weights
+from recsys_core.models.neural import LayerGroup, NeuralRecommender, TrainData, history_batch, init_weights
 from recsys_core.models.sequences import FlatSequences
 
 
@@ -79,12 +79,19 @@ class NCF(NeuralRecommender):
         x = torch.cat([self.user_emb(users), pooled], dim=-1) if self.config.use_user_id else pooled
         return self.mlp(x)
 
+    def layer_groups(self) -> list[LayerGroup]:
+        return [LayerGroup("item input embeddings", "embedding", ("item_in",)),
+                LayerGroup("MLP", "block", ("mlp.",)),
+                LayerGroup("user ids + output layer", "head", ("user_emb", "item_out", "item_bias"))]
+
     def prepare(self, data: TrainData) -> None:
         self.flat = FlatSequences(data.history)
+        flags = data.flat_targets()
+        self.positions = torch.arange(len(self.flat)) if flags is None else torch.nonzero(flags).squeeze(1)
 
     def batches(self, data: TrainData, batch_size: int, generator: torch.Generator) -> Iterator[dict]:
         # Each training interaction is predicted from the items before it (never from itself).
-        order = torch.randperm(len(self.flat), generator=generator)
+        order = self.positions[torch.randperm(len(self.positions), generator=generator)]
         for lo in range(0, len(order), batch_size):
             pos = order[lo: lo + batch_size]
             yield {"users": self.flat.users[pos], "hist": self.flat.prefix(pos, self.config.history),
@@ -103,11 +110,6 @@ class NCF(NeuralRecommender):
         negs = (h @ self.item_out(neg).T + self.item_bias(neg).T).masked_fill(neg.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
         return F.cross_entropy(torch.cat([pos, negs], 1).float(), torch.zeros(len(target), dtype=torch.long, device=h.device))
 
-    def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
-        was = self.training
-        self.eval()
-        with torch.no_grad():
-            hist = history_batch(history, users, self.config.history).to(self.device)
-            scores = self.logits(self.user_vector(torch.as_tensor(users, device=self.device), hist)).float()
-        self.train(was)
-        return scores
+    def user_logits(self, users: np.ndarray, history: History) -> torch.Tensor:
+        hist = history_batch(history, users, self.config.history).to(self.device)
+        return self.logits(self.user_vector(torch.as_tensor(users, device=self.device), hist))

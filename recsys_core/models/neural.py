@@ -22,6 +22,9 @@ class TrainData:
     history: History
     item_texts: list[str] | None = None
     extra: dict = field(default_factory=dict)
+    #: `row` ids of the interactions that are training targets (None = all). The others are context only:
+    #: incremental updates train on new interactions while reading the old ones as history.
+    train_rows: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -34,7 +37,36 @@ class TrainData:
     @cached_property
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.history.frame
+        if self.train_rows is not None:
+            f = f[f["row"].isin(self.train_rows)]
         return torch.tensor(f["u"].to_numpy(), dtype=torch.long), torch.tensor(f["i"].to_numpy(), dtype=torch.long)
+
+    @cached_property
+    def target_flags(self) -> list[np.ndarray] | None:
+        """Per user, which positions of `history.sequences` are training targets (None = all)."""
+        if self.train_rows is None:
+            return None
+        return [np.isin(rows, self.train_rows) for rows in self.history.sequence_rows]
+
+    def flat_targets(self) -> torch.Tensor | None:
+        """`target_flags` concatenated in FlatSequences order."""
+        flags = self.target_flags
+        if flags is None:
+            return None
+        return torch.from_numpy(np.concatenate(flags) if flags else np.zeros(0, dtype=bool))
+
+
+@dataclass
+class LayerGroup:
+    """A named group of parameters (by name prefix) with its role for fine-tuning strategies.
+
+    Roles: 'embedding' and 'block' make up the backbone (blocks ordered bottom to top); 'head' is what
+    faces the new data (e.g. user factors, tower tops, the output layer) and trains under 'frozen'.
+    """
+
+    name: str
+    role: str
+    prefixes: tuple[str, ...]
 
 
 def init_weights(module: nn.Module, scheme: str = "xavier", std: float = 0.02) -> None:
@@ -82,6 +114,14 @@ class NeuralRecommender(nn.Module, Recommender):
     user_tables: tuple[str, ...] = ()
     item_tables: tuple[str, ...] = ()
     item_offset: int = 0  # 1 when item index 0 is padding
+    #: what a pretrained copy of this family gives a new model ('item_embeddings', 'sequence_encoder', ...)
+    backbone: str = "item_embeddings"
+    #: Linear layers (last name component) inside blocks that LoRA adapts by default
+    lora_targets: tuple[str, ...] = ()
+
+    def layer_groups(self) -> list[LayerGroup]:
+        """Parameter groups bottom to top; every parameter falls in one (see LayerGroup)."""
+        return [LayerGroup("all", "head", ("",))]
 
     def __init__(self, n_users: int, n_items: int, config: ModelConfig | None = None) -> None:
         nn.Module.__init__(self)
@@ -102,9 +142,17 @@ class NeuralRecommender(nn.Module, Recommender):
     def loss(self, batch: dict) -> torch.Tensor:
         raise NotImplementedError
 
-    def extra_loss(self) -> torch.Tensor | None:
-        """A regularisation term added to every step's loss (strategies use it, e.g. L2-SP)."""
-        return None
+    def user_logits(self, users: np.ndarray, history: History) -> torch.Tensor:
+        """Scores [B, n_items] with gradients (full_scores is this under no_grad in eval mode)."""
+        raise NotImplementedError(f"{self.family} does not score users differentiably")
+
+    def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        with torch.no_grad():
+            scores = self.user_logits(users, history).float()
+        self.train(was)
+        return scores
 
     @property
     def full_softmax(self) -> bool:

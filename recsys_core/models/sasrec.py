@@ -18,7 +18,7 @@ from torch import nn
 from recsys_core.config_fields import check_choice, check_range
 from recsys_core.data.splits import History
 from recsys_core.models.base import ModelConfig
-from recsys_core.models.neural import NeuralRecommender, TrainData, history_batch, init_weights, trim_padding
+from recsys_core.models.neural import LayerGroup, NeuralRecommender, TrainData, history_batch, init_weights, trim_padding
 
 
 @dataclass
@@ -76,6 +76,8 @@ class SASRec(NeuralRecommender):
     item_tables = ("item_emb",)
     item_offset = 1
     default_train = {"epochs": 200, "batch_size": 32, "lr": 1e-3, "patience": 10}
+    backbone = "sequence_encoder"
+    lora_targets = ("q_proj", "k_proj", "v_proj", "out_proj")
 
     def __init__(self, n_users: int, n_items: int, config: SASRecConfig | None = None) -> None:
         super().__init__(n_users, n_items, config)
@@ -86,6 +88,11 @@ class SASRec(NeuralRecommender):
         self.blocks = nn.ModuleList(CausalBlock(c.hidden, c.heads, c.inner, c.dropout) for _ in range(c.layers))
         self.final_ln = nn.LayerNorm(c.hidden)
         init_weights(self, c.init)
+
+    def layer_groups(self) -> list[LayerGroup]:
+        return [LayerGroup("positions", "embedding", ("pos_emb",)),
+                *(LayerGroup(f"block {k}", "block", (f"blocks.{k}.",)) for k in range(len(self.blocks))),
+                LayerGroup("item embeddings (input and output, tied) + final norm", "head", ("item_emb", "final_ln"))]
 
     # -- encoding ----------------------------------------------------------------
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
@@ -110,30 +117,51 @@ class SASRec(NeuralRecommender):
 
     # -- training ----------------------------------------------------------------
     def prepare(self, data: TrainData) -> None:
-        """Cut every user's sequence, from the end, into windows of max_len + 1 so every interaction is used."""
+        """Cut every user's sequence, from the end, into windows of max_len + 1 so every target is used once.
+
+        With `data.train_rows`, only windows holding a training target are kept, and only those targets
+        count in the loss (the rest of the window is context).
+        """
         width = self.config.max_len + 1
-        rows = []
-        for seq in data.history.sequences:
+        rows, masks = [], []
+        flags_all = data.target_flags
+        for u, seq in enumerate(data.history.sequences):
             if len(seq) < 2:
                 continue
+            flags = np.ones(len(seq), dtype=bool) if flags_all is None else flags_all[u]
+            flags = flags.copy()
+            flags[0] = False  # the first item has nothing before it
+            targets = np.flatnonzero(flags)
+            if not len(targets):
+                continue
             s = seq + 1
-            for end in range(len(s), 1, -(width - 1)):
-                window = s[max(0, end - width): end]
+            for end in range(int(targets[-1]) + 1, 1, -(width - 1)):
+                lo = max(0, end - width)
+                if not flags[lo + 1: end].any():
+                    if not flags[:lo + 1].any():
+                        break
+                    continue
                 row = np.zeros(width, dtype=np.int64)
-                row[width - len(window):] = window
+                mask = np.zeros(width, dtype=bool)
+                row[width - (end - lo):] = s[lo:end]
+                mask[width - (end - lo):] = flags[lo:end]
                 rows.append(row)
+                masks.append(mask)
         self.train_seqs = torch.from_numpy(np.stack(rows)) if rows else torch.zeros((0, width), dtype=torch.long)
+        self.train_masks = torch.from_numpy(np.stack(masks)) if masks else torch.zeros((0, width), dtype=torch.bool)
 
     def batches(self, data: TrainData, batch_size: int, generator: torch.Generator) -> Iterator[dict]:
         order = torch.randperm(len(self.train_seqs), generator=generator)
         for lo in range(0, len(order), batch_size):
-            seqs = trim_padding(self.train_seqs[order[lo: lo + batch_size]])
-            yield {"input": seqs[:, :-1], "target": seqs[:, 1:], "n": int((seqs[:, 1:] > 0).sum())}
+            pick = order[lo: lo + batch_size]
+            seqs = trim_padding(self.train_seqs[pick])
+            mask = self.train_masks[pick][:, -seqs.shape[1]:]
+            yield {"input": seqs[:, :-1], "target": seqs[:, 1:], "mask": mask[:, 1:], "n": int(mask[:, 1:].sum())}
 
     def loss(self, batch: dict) -> torch.Tensor:
         inp, target = batch["input"], batch["target"]
         h = self.encode(inp)
-        valid = (target > 0) & (inp > 0)
+        valid = (target > 0) & (inp > 0) & batch.get("mask", True)
         h, target = h[valid], target[valid] - 1
         items = self.item_matrix()
         if self.full_softmax:
@@ -150,10 +178,5 @@ class SASRec(NeuralRecommender):
         seq = trim_padding(history_batch(history, users, self.config.max_len)).to(self.device)
         return self.encode(seq)[:, -1]
 
-    def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
-        was = self.training
-        self.eval()
-        with torch.no_grad():
-            scores = (self.user_vectors(users, history) @ self.item_matrix().T).float()
-        self.train(was)
-        return scores
+    def user_logits(self, users: np.ndarray, history: History) -> torch.Tensor:
+        return self.user_vectors(users, history) @ self.item_matrix().T

@@ -21,6 +21,7 @@ from recsys_core.models.base import ModelConfig
 from recsys_core.models.itemknn import ItemKNNRecommender
 from recsys_core.models.neural import NeuralRecommender, TrainData
 from recsys_core.models.sequences import FlatSequences
+from recsys_core.text import encoder_groups
 
 
 @dataclass
@@ -39,6 +40,13 @@ class TextCTR(NeuralRecommender):
     config_class = TextCTRConfig
     default_train = {"epochs": 2, "batch_size": 32, "lr": 3e-5, "patience": 1, "optimizer": "adamw", "log_every": 5}
     needs_text = True
+    backbone = "text_encoder"
+    lora_targets = ("query", "key", "value")
+
+    def layer_groups(self) -> list:
+        from recsys_core.models.neural import LayerGroup
+
+        return encoder_groups(self.encoder, "encoder.") + [LayerGroup("classifier head", "head", ("head",))]
 
     def __init__(self, n_users: int, n_items: int, config: TextCTRConfig | None = None) -> None:
         super().__init__(n_users, n_items, config)
@@ -75,7 +83,11 @@ class TextCTR(NeuralRecommender):
                 raise ConfigError("text_ctr needs item text (e.g. movies.csv beside ratings.csv, or --items FILE)")
             self.set_item_texts(data.item_texts)
         self.flat = FlatSequences(data.history)
-        self.positions = torch.nonzero(self.flat.starts < torch.arange(len(self.flat))).squeeze(1)
+        has_prefix = self.flat.starts < torch.arange(len(self.flat))
+        flags = data.flat_targets()
+        if flags is not None:
+            has_prefix &= flags
+        self.positions = torch.nonzero(has_prefix).squeeze(1)
 
     def batches(self, data: TrainData, batch_size: int, generator: torch.Generator) -> Iterator[dict]:
         c = self.config

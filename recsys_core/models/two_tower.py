@@ -18,9 +18,10 @@ from recsys_core.config_fields import check_choice
 from recsys_core.data.splits import History
 from recsys_core.errors import ConfigError
 from recsys_core.models.base import ModelConfig
-from recsys_core.models.neural import NeuralRecommender, TrainData, grow_embedding, history_batch, init_weights
+from recsys_core.models.neural import LayerGroup, NeuralRecommender, TrainData, grow_embedding, history_batch, init_weights
 from recsys_core.models.sasrec import CausalBlock
 from recsys_core.models.sequences import FlatSequences
+from recsys_core.text import encoder_groups
 
 ITEM_REPRS = ["id", "text", "id+text"]
 
@@ -49,6 +50,7 @@ class TwoTower(NeuralRecommender):
     family = "two_tower"
     config_class = TwoTowerConfig
     default_train = {"epochs": 30, "batch_size": 512, "lr": 2e-3, "patience": 4}
+    lora_targets = ("query", "key", "value", "q_proj", "k_proj", "v_proj", "out_proj")
 
     def __init__(self, n_users: int, n_items: int, config: TwoTowerConfig | None = None) -> None:
         super().__init__(n_users, n_items, config)
@@ -80,6 +82,21 @@ class TwoTower(NeuralRecommender):
                 init_weights(m, c.init)
         self.item_texts: list[str] | None = None
         self.needs_text = self.uses_text
+
+    @property
+    def backbone(self) -> str:  # type: ignore[override]
+        return "text_encoder" if self.uses_text else "item_embeddings"
+
+    def layer_groups(self) -> list[LayerGroup]:
+        groups = []
+        if self.encoder is not None:
+            groups += encoder_groups(self.encoder, "encoder.")
+        groups.append(LayerGroup("item inputs (id embeddings, text projection)", "embedding", ("item_id", "text_proj")))
+        if self.config.user_tower == "sequence":
+            groups += [LayerGroup("user tower positions", "embedding", ("pos_emb",)),
+                       *(LayerGroup(f"user tower block {k}", "block", (f"blocks.{k}.",)) for k in range(len(self.blocks)))]
+        groups.append(LayerGroup("tower tops (item and user MLPs)", "head", ("item_mlp", "user_mlp")))
+        return groups
 
     # -- item tower ------------------------------------------------------------------
     def set_item_texts(self, texts: list[str]) -> None:
@@ -147,6 +164,9 @@ class TwoTower(NeuralRecommender):
             self.set_item_texts(data.item_texts)
         self.flat = FlatSequences(data.history)
         has_prefix = self.flat.starts < torch.arange(len(self.flat))
+        flags = data.flat_targets()
+        if flags is not None:
+            has_prefix &= flags
         self.train_positions = torch.nonzero(has_prefix).squeeze(1)
 
     def batches(self, data: TrainData, batch_size: int, generator: torch.Generator) -> Iterator[dict]:
@@ -170,17 +190,12 @@ class TwoTower(NeuralRecommender):
         return F.cross_entropy(logits.float(), torch.arange(len(target), device=target.device))
 
     # -- scoring ---------------------------------------------------------------------
-    def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
-        was = self.training
-        self.eval()
-        with torch.no_grad():
-            items = self.all_item_vectors()
-            table = torch.cat([torch.zeros(1, items.shape[1], device=items.device), items])
-            hist = history_batch(history, users, self.config.history).to(self.device)
-            u = F.normalize(self.user_vectors_from(hist, table[hist]), dim=-1)
-            scores = (u @ F.normalize(items, dim=-1).T).float()
-        self.train(was)
-        return scores
+    def user_logits(self, users: np.ndarray, history: History) -> torch.Tensor:
+        items = self.all_item_vectors()
+        table = torch.cat([torch.zeros(1, items.shape[1], device=items.device), items])
+        hist = history_batch(history, users, self.config.history).to(self.device)
+        u = F.normalize(self.user_vectors_from(hist, table[hist]), dim=-1)
+        return u @ F.normalize(items, dim=-1).T / self.config.temperature
 
     def grow(self, n_users: int, n_items: int, item_init: torch.Tensor | None = None) -> None:
         if self.item_id is not None:

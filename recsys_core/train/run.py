@@ -16,7 +16,7 @@ from recsys_core.data.dataset import Dataset, load_dataset
 from recsys_core.data.splits import Split, make_split
 from recsys_core.errors import ConfigError, RecTuneError
 from recsys_core.eval.evaluator import evaluate
-from recsys_core.models import FAMILIES, build_model, family_class
+from recsys_core.models import BASELINES, FAMILIES, build_model, family_class
 from recsys_core.models.base import FittedRecommender
 from recsys_core.models.neural import NeuralRecommender, TrainData
 from recsys_core.runs.atomic import atomic_write_dir, atomic_write_json, existing_dir, read_json
@@ -37,12 +37,25 @@ def make_run_config(data: str, family: str, model: dict | None = None, train: di
     if family not in FAMILIES:
         raise ConfigError(f"unknown model {family!r}; choose from {', '.join(FAMILIES)}")
     cls = family_class(family)
-    model_cfg = cls.config_class.from_dict(model or {}).as_dict()
+    from recsys_core.bases import model_config_for, resolve_base
+    from recsys_core.strategies import parse_strategy
+
+    chosen, strategy_cfg = parse_strategy(strategy)
+    base_obj = resolve_base(base)
+    if family in BASELINES:
+        if base_obj.kind != "none" or chosen.name != "scratch":
+            raise ConfigError(f"{family} is fitted in closed form: it takes no base and no fine-tuning strategy")
+        model_cfg = cls.config_class.from_dict(model or {}).as_dict()
+    else:
+        # a run base fixes the architecture; the strategy may switch e.g. the text encoder to trainable
+        implied = model_config_for(base_obj, family, chosen.model_overrides(family, base_obj, strategy_cfg))
+        model_cfg = cls.config_class.from_dict({**implied, **(model or {})}).as_dict()
     train_cfg = {**getattr(cls, "default_train", {}), **(train or {})}
     train_cfg.setdefault("seed", seed)
     train_cfg = TrainerConfig.from_dict(train_cfg).as_dict()
-    if isinstance(strategy, str) or strategy is None:
-        strategy = {"name": strategy or "scratch"}
+    strategy = {"name": chosen.name, **strategy_cfg.as_dict()}
+    if base_obj.kind == "run" and base_obj.path is not None:
+        base = f"run:{base_obj.path}"  # an absolute reference keeps the config reproducible from anywhere
     data_path = data if data == "demo" else str(Path(data).expanduser().resolve())
     return {"version": 1, "data": {"path": data_path, **(data_options or {})}, "split": {"name": split, "seed": seed},
             "model": {"family": family, **model_cfg}, "train": train_cfg, "base": base, "strategy": strategy,
@@ -208,13 +221,13 @@ def execute_run(run: RunDir, resume: bool = False, progress: Progress | None = N
         split = split_from_config(ds, config)
         family = config["model"]["family"]
         model_cfg = {k: v for k, v in config["model"].items() if k != "family"}
-        model = build_model(family, split.n_users, split.n_items, model_cfg)
         say(f"{family}: {len(split.train):,} training interactions, {split.n_users:,} users, {split.n_items:,} items "
             f"on {device_name(device)}")
-        if isinstance(model, FittedRecommender):
-            result = _fit_closed_form(run, model, split, say)
+        if family in BASELINES:
+            model = build_model(family, split.n_users, split.n_items, model_cfg)
+            result = _fit_closed_form(run, model, split, ds, say)
         else:
-            result = _train_neural(run, model, ds, split, config, device, resume, say)
+            result = _train_neural(run, family, model_cfg, ds, split, config, device, resume, say)
     except TrainingFailed as exc:
         run.write_status("failed", error=str(exc))
         index.upsert(run)
@@ -231,7 +244,7 @@ def execute_run(run: RunDir, resume: bool = False, progress: Progress | None = N
     return result
 
 
-def _fit_closed_form(run: RunDir, model: FittedRecommender, split: Split, say: Progress) -> RunResult:
+def _fit_closed_form(run: RunDir, model: FittedRecommender, split: Split, ds: Dataset, say: Progress) -> RunResult:
     start = time.perf_counter()
     if hasattr(model, "fit_tuned"):
         model.fit_tuned(split.train_history, lambda m: evaluate(m, split, "valid").metrics["ndcg@10"], progress=say)
@@ -239,37 +252,85 @@ def _fit_closed_form(run: RunDir, model: FittedRecommender, split: Split, say: P
         model.fit(split.train_history)
     seconds = time.perf_counter() - start
     n_params = int(sum(t.numel() for t in _tensors_of(model)))
-    return _finish(run, model, split, "finished", "fitted in closed form", seconds, (0, n_params), say)
+    return _finish(run, model, split, ds, "finished", "fitted in closed form", seconds, (0, n_params), say)
 
 
 def _tensors_of(model: FittedRecommender) -> list[torch.Tensor]:
     return [v for v in vars(model).values() if torch.is_tensor(v)]
 
 
-def _train_neural(run: RunDir, model: NeuralRecommender, ds: Dataset, split: Split, config: dict,
+def _train_neural(run: RunDir, family: str, model_cfg: dict, ds: Dataset, split: Split, config: dict,
                   device: torch.device, resume: bool, say: Progress) -> RunResult:
-    data = TrainData(split.train_history, item_texts=ds.item_texts() if getattr(model, "needs_text", False) else None)
-    trainer = Trainer(model, data, split, TrainerConfig.from_dict(config["train"]), device,
-                      callbacks=[RunLogger(run, say)], should_stop=StopSignal(run))
+    from recsys_core.bases import resolve_base
+    from recsys_core.strategies import parse_strategy
+    from recsys_core.train.finetune import prepare, train_prepared
+
+    base = resolve_base(config.get("base", "none"))
+    strategy, strategy_cfg = parse_strategy(config.get("strategy"))
+    history = split.train_history
+    new_rows = _new_rows(base, split) if strategy.name == "incremental" else None
+    item_texts = ds.item_texts() if ds.item_table is not None else None
+    prepared = prepare(family, model_cfg, base, strategy, strategy_cfg, history, ds.users.ids, ds.items.ids,
+                       item_texts, new_rows=new_rows, seed=config.get("seed", 0),
+                       optimizer=config["train"].get("optimizer", "adam"))
+    summary = prepared.summary()
+    atomic_write_json(run.path / "plan.json", summary)
+    say(f"base {base.spec}, strategy {strategy.name}: {summary['trainable_params']:,} of {summary['total_params']:,} "
+        f"parameters train ({summary['trainable_share']:.1%})" + "".join(f"; {n}" for n in prepared.notes))
+    callbacks = [RunLogger(run, say)]
+    trainer_cfg = TrainerConfig.from_dict(config["train"])
     if resume:
-        if load_checkpoint(run, trainer):
-            say(f"resumed at epoch {trainer.epoch}, step {trainer.step}")
-        else:
-            say("no checkpoint yet: starting from the beginning")
-            run.metrics_path.unlink(missing_ok=True)
-    outcome: FitOutcome = trainer.fit()
+        outcome_model, outcome = _resume(run, prepared, split, trainer_cfg, device, item_texts, callbacks, say)
+    else:
+        outcome_model, outcome = train_prepared(prepared, split, trainer_cfg, device, item_texts, callbacks, StopSignal(run))
     say(f"{outcome.status}: {outcome.reason}; best validation ndcg@10 {outcome.best_metric:.4f} at epoch {outcome.best_epoch}")
-    return _finish(run, model, split, outcome.status, outcome.reason, outcome.seconds, model.count_parameters(), say,
-                   epochs=outcome.epochs, steps=outcome.steps)
+    return _finish(run, outcome_model, split, ds, outcome.status, outcome.reason, outcome.seconds,
+                   (summary["trainable_params"], summary["total_params"]), say, epochs=outcome.epochs,
+                   steps=outcome.steps, base=base.spec, strategy=strategy.name)
 
 
-def _finish(run: RunDir, model, split: Split, status: str, reason: str, seconds: float, params: tuple[int, int],
-            say: Progress, **extra: Any) -> RunResult:
+def _new_rows(base, split: Split):
+    """Interactions newer than what the base was trained on (by timestamp); None when that cannot be told."""
+    f = split.train
+    if base.data_until is None or not f["timestamp"].notna().all():
+        return None
+    return f.loc[f["timestamp"] > base.data_until, "row"].to_numpy()
+
+
+def _resume(run: RunDir, prepared, split: Split, trainer_cfg: TrainerConfig, device: torch.device, item_texts,
+            callbacks: list, say: Progress):
+    """Continue from checkpoints/last with the same plan (same frozen parts, adapters and data)."""
+    plan = prepared.plan
+    data = TrainData(split.train_history, item_texts=item_texts if getattr(prepared.model, "needs_text", False) else None,
+                     train_rows=plan.train_rows)
+    trainer = Trainer(prepared.model, data, split, trainer_cfg, device, callbacks=callbacks, should_stop=StopSignal(run),
+                      param_groups=plan.param_groups, extra_loss=plan.extra_loss)
+    if load_checkpoint(run, trainer):
+        say(f"resumed at epoch {trainer.epoch}, step {trainer.step}")
+    else:
+        say("no checkpoint yet: starting from the beginning")
+        run.metrics_path.unlink(missing_ok=True)
+    outcome = trainer.fit()
+    model = plan.finish(prepared.model) if plan.finish is not None else prepared.model
+    return model, outcome
+
+
+def _finish(run: RunDir, model, split: Split, ds: Dataset, status: str, reason: str, seconds: float,
+            params: tuple[int, int], say: Progress, **extra: Any) -> RunResult:
     """Evaluate the kept model on validation and test, save it, write eval.json and the final status."""
     say(f"ranking all {split.n_items:,} items for validation and test users")
     valid = evaluate(model, split, "valid", k=10)
     test = evaluate(model, split, "test", k=10)
-    atomic_write_dir(run.model_dir, model.save)
+    from recsys_core.bases import save_ids
+
+    stamps = ds.interactions["timestamp"]
+    until = float(stamps.max()) if stamps.notna().all() and len(stamps) else None
+
+    def fill(directory: Path) -> None:
+        model.save(directory)
+        save_ids(directory, ds.users.ids, ds.items.ids, until)
+
+    atomic_write_dir(run.model_dir, fill)
     trainable, total = params
     ev = {"valid": valid.metrics, "test": test.metrics, "split": split.summary(), "train_seconds": seconds,
           "eval_seconds": test.eval_seconds, "trainable_params": trainable, "total_params": total, "reason": reason,

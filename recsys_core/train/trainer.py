@@ -89,7 +89,8 @@ class FitOutcome:
 class Trainer:
     def __init__(self, model: NeuralRecommender, data: TrainData, split: Split, config: TrainerConfig,
                  device: torch.device, callbacks: list[Callback] | None = None,
-                 should_stop: Callable[[], bool] | None = None, param_groups: list[dict] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None, param_groups: list[dict] | None = None,
+                 extra_loss: Callable[[dict], torch.Tensor | None] | None = None) -> None:
         self.model = model.to(device)
         self.data = data
         self.split = split
@@ -97,6 +98,7 @@ class Trainer:
         self.device = device
         self.callbacks = callbacks or []
         self.should_stop = should_stop or (lambda: False)
+        self.extra_loss = extra_loss  # a strategy's penalty (L2-SP, EWC, distillation), given the batch
         self.generator = torch.Generator().manual_seed(config.seed)
         model.prepare(data)
         self.steps_per_epoch = max(1, sum(1 for _ in model.batches(data, config.batch_size, torch.Generator().manual_seed(0))))
@@ -124,6 +126,8 @@ class Trainer:
     def _make_optimizer(self, groups: list[dict]) -> torch.optim.Optimizer:
         c = self.config
         fused = {"fused": True} if self.device.type == "cuda" else {}
+        # a strategy may ask for a smaller rate on some groups (e.g. a gently tuned backbone)
+        groups = [{**{k: v for k, v in g.items() if k != "lr_scale"}, "lr": c.lr * g.get("lr_scale", 1.0)} for g in groups]
         if c.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
         if c.optimizer == "adamw":
@@ -202,7 +206,7 @@ class Trainer:
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         with autocast(self.device, c.amp):
             loss = self.model.loss(batch)
-            extra = self.model.extra_loss()
+            extra = self.extra_loss(batch) if self.extra_loss is not None else None
             if extra is not None:
                 loss = loss + extra
             if c.l1:

