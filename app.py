@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="RecTune Studio", page_icon="🎛️", layout="wide")
+st.set_page_config(page_title="RecTune Studio", page_icon=":material/tune:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/data.py", title="Data", icon="📊"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/table_chart:"),
+    st.Page("pages/setup.py", title="Setup", icon=":material/tune:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
 ]
 
 from pages.common import active_dataset, sidebar  # noqa: E402  (after set_page_config)

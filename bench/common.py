@@ -28,3 +28,39 @@ def write_section(name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     BENCHMARKS.write_text(text)
+
+
+def experiment_markdown(result: dict, command: str) -> str:
+    """A results section for an experiment: its table, the best strategy's verdict and the wall time."""
+    from recsys_core.experiments.report import experiment_rows
+
+    proto = result["protocol"]
+    rows = experiment_rows(result)
+    extra = "forgetting" if any("forgetting" in r for r in rows) else "vs_scratch"
+    label = {"forgetting": "forgetting (probe NDCG@10 drop)", "vs_scratch": "vs scratch: NDCG@10 diff [95% CI]"}[extra]
+    lines = [f"Command: `{command}` on {proto.get('device', '?')} ({machine()}); "
+             f"the whole experiment took **{result['seconds'] / 60:.1f} min** (base pretraining "
+             f"{result['base']['seconds']:.0f} s).", "",
+             f"| | arm | NDCG@10 | Recall@10 | seconds | trainable params | {label} |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        tail = r.get(extra, "")
+        tail = f"{tail:+.4f}" if isinstance(tail, float) else tail
+        name = f"**{r['name']}**" if r["name"] == result.get("best") else r["name"]
+        lines.append(f"| {r['kind']} | {name} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['seconds']:.1f} | "
+                     f"{r['trainable_params']:,} | {tail} |")
+    if "best_vs_retrain" in result:
+        b = result["best_vs_retrain"]
+        lines += ["", f"Best strategy **{result['best']}**: {b['ndcg_ratio']:.3f}x the NDCG@10 of retraining from "
+                      f"scratch on everything, in {b['time_ratio']:.3f}x its wall time; beats not updating: "
+                      f"{b['beats_no_update']}."]
+    if result.get("windows"):
+        names = [n for n in [*result["strategies"], *result["references"]]]
+        lines += ["", "Per-window NDCG@10 (window 1 is scored by the base before any update):", "",
+                  "| window | test users | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+        for w in result["windows"]:
+            cells = [f"{w[n]['ndcg@10']:.4f}" if n in w else (f"{w['base']['ndcg@10']:.4f}" if "base" in w else "")
+                     for n in names]
+            lines.append(f"| {w['window']} | {w.get('test_users', '')} | " + " | ".join(cells) + " |")
+    for name, reason in result.get("skipped", {}).items():
+        lines.append(f"\nSkipped {name}: {reason}")
+    return "\n".join(lines)

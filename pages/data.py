@@ -1,35 +1,114 @@
-"""Data page: what is in the active dataset, and what loading found and cleaned."""
+"""Data page: load the demo or an upload (with a column-mapping step), then see what is in it."""
 import plotly.express as px
 import streamlit as st
 
-from pages.common import active_dataset
-from recsys_core.data.describe import activity_frame, describe, popularity_frame
+from pathlib import Path
+
+from pages.common import activate_upload, active_dataset, show_error
+from recsys_core.data.describe import activity_frame, describe, popularity_frame, rating_frame, timeline_frame
+from recsys_core.uploads import column_preview, save_upload
+
+NONE = "(none)"
+st.title("Data")
+
+with st.expander("Load data", expanded="dataset" not in st.session_state):
+    source = st.radio("Source", ["Demo: MovieLens latest-small", "Upload a file"], horizontal=True, key="data.source")
+    if source.startswith("Demo"):
+        if st.button("Use the demo dataset", key="data.use_demo"):
+            st.session_state.pop("dataset", None)
+            st.session_state.pop("dataset_source", None)
+            st.query_params.pop("data", None)
+            st.rerun()
+    else:
+        upload = st.file_uploader("Interactions (CSV, TSV, Parquet, JSON lines, MovieLens .dat, RecBole .inter)",
+                                  type=["csv", "tsv", "txt", "dat", "parquet", "jsonl", "json", "inter", "gz", "zip"],
+                                  key="data.upload")
+        items_upload = st.file_uploader("Item text (optional): item id plus title / genres / description",
+                                        type=["csv", "tsv", "txt", "dat", "parquet", "jsonl", "json"], key="data.items")
+        if upload is not None:
+            try:
+                path = st.session_state.get("upload_path")
+                if st.session_state.get("upload_name") != (upload.name, upload.size):
+                    path = str(save_upload(upload.name, upload.getvalue()))
+                    st.session_state["upload_path"], st.session_state["upload_name"] = path, (upload.name, upload.size)
+                preview = column_preview(path)
+            except Exception as exc:  # noqa: BLE001 - every problem is shown in words, nothing is loaded
+                show_error(exc)
+                st.stop()
+            st.caption(f"{preview['rows']:,} rows; first rows:")
+            st.dataframe(preview["head"], hide_index=True)
+            st.markdown("**Map the columns**")
+            cols = preview["columns"]
+            c = st.columns(4)
+            mapping = {}
+            for k, role in enumerate(["user", "item", "rating", "timestamp"]):
+                options = cols if role in ("user", "item") else [NONE] + cols
+                guess = preview["mapping"].get(role)
+                index = options.index(guess) if guess in options else 0
+                mapping[role] = c[k].selectbox(role, options, index=index, key=f"data.map.{role}")
+            c = st.columns(3)
+            min_rating = c[0].number_input("keep ratings of at least", value=0.0, key="data.min_rating",
+                                           help="0 keeps every interaction")
+            min_user = c[1].number_input("drop users with fewer interactions than", value=0, step=1, key="data.min_user")
+            drop_invalid = c[2].checkbox("drop invalid rows (reported) instead of stopping", key="data.drop_invalid")
+            if st.button("Load this dataset", type="primary", key="data.load"):
+                # without a header row, columns are named by 0-based position
+                columns = ",".join(f"{r}={col if preview['header'] else cols.index(col)}"
+                                   for r, col in mapping.items() if col != NONE)
+                items_path = str(save_upload(items_upload.name, items_upload.getvalue())) if items_upload else None
+                source = {"path": path, "columns": columns, "name": Path(upload.name).stem,
+                          **({"no_header": True} if not preview["header"] else {}),
+                          **({"items": items_path} if items_path else {}),
+                          **({"min_rating": float(min_rating)} if min_rating else {}),
+                          **({"min_user_interactions": int(min_user)} if min_user else {}),
+                          **({"drop_invalid": True} if drop_invalid else {})}
+                try:
+                    ds = activate_upload(source)
+                except Exception as exc:  # noqa: BLE001 - the previous dataset stays active
+                    show_error(exc)
+                else:
+                    st.success(f"Loaded {len(ds):,} interactions from {upload.name}.")
+                    st.rerun()
 
 ds = active_dataset()
 info = describe(ds)
-st.title(f"Data · {ds.name}")
-c1, c2, c3, c4 = st.columns(4)
+st.subheader(f"{ds.name}")
+c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("Interactions", f"{info['interactions']:,}")
 c2.metric("Users", f"{info['users']:,}")
 c3.metric("Items", f"{info['items']:,}")
 c4.metric("Sparsity", f"{info['sparsity']:.2%}")
+c5.metric("Item Gini", f"{info['item_popularity']['gini']:.2f}", help="0 = every item equally popular, 1 = one item has all")
 if "time_span" in info:
     st.caption(f"From {info['time_span']['first'][:10]} to {info['time_span']['last'][:10]} "
-               f"({info['time_span']['days']:,} days)")
+               f"({info['time_span']['days']:,} days). Item text: {'yes' if info['item_text'] else 'no'}.")
 
 left, right = st.columns(2)
-pop = popularity_frame(ds)
-left.plotly_chart(px.line(pop, x="rank", y="interactions", log_y=True, title="Item popularity (long tail)"),
-                  width="stretch")
-act = activity_frame(ds)
-right.plotly_chart(px.histogram(act, x="interactions", log_y=True, nbins=60, title="User activity"),
-                   width="stretch")
+timeline = timeline_frame(ds)
+if len(timeline):
+    left.plotly_chart(px.bar(timeline, x="period", y="interactions", hover_data=["active_users"],
+                             title="Interactions over time"), width="stretch")
+else:
+    left.info("No timestamps: the split falls back to a seeded random leave-one-out.")
+ratings = rating_frame(ds)
+if len(ratings):
+    right.plotly_chart(px.bar(ratings, x="rating", y="interactions", title="Rating distribution"), width="stretch")
+else:
+    right.info("No ratings: every interaction counts as implicit feedback.")
+left, right = st.columns(2)
+left.plotly_chart(px.line(popularity_frame(ds), x="rank", y="interactions", log_y=True, log_x=True,
+                          title="Item popularity (long tail, log scales)"), width="stretch")
+right.plotly_chart(px.histogram(activity_frame(ds), x="interactions", log_y=True, nbins=60,
+                                title="User activity (interactions per user)"), width="stretch")
 
 report = info.get("report")
 if report:
-    st.subheader("Cleaning")
-    st.dataframe(report["cleaning"], width="stretch")
-    st.subheader("Warnings")
+    st.subheader("Loading and cleaning report")
+    st.caption(f"Source: {report['source']} · {report['raw_rows']:,} rows read · mapping "
+               + ", ".join(f"{k}={v}" for k, v in report["mapping"].items() if v and k in ("user", "item", "rating", "timestamp")))
+    st.dataframe(report["cleaning"], width="stretch", hide_index=True)
+    for note in report["notes"]:
+        st.caption(note)
     if report["warnings"]:
         for w in report["warnings"]:
             st.warning(w["message"])

@@ -232,6 +232,9 @@ def copy_from_base(model: NeuralRecommender, base: Base, user_ids: list[str] | N
             raise ConfigError(f"base {base.spec!r} has no weight {key!r}; its architecture differs from this model")
         src = state[key]
         table = key.split(".")[0]
+        if src.shape[1:] != value.shape[1:]:
+            raise ConfigError(f"base {base.spec!r}: weight {key} has shape {tuple(src.shape)} but this model needs "
+                              f"{tuple(value.shape)}; a run base fixes the architecture, so keep its model options")
         if table in model.user_tables or table in item_tables:
             is_user = table in model.user_tables
             rows = user_map if is_user else item_map

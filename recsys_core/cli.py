@@ -214,7 +214,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = make_run_config(args.data, args.model, model=file_cfg.get("model"), train=train_cfg,
                                  data_options={**file_cfg.get("data", {}), **data_options},
                                  split=file_cfg.get("split", {}).get("name", "leave-last-out"), seed=args.seed,
-                                 device=args.device, base=args.base, strategy=args.strategy or file_cfg.get("strategy"))
+                                 device=args.device, base=args.base or file_cfg.get("base", "none"),
+                                 strategy=args.strategy or file_cfg.get("strategy"))
         run = start_run(config, args.run_dir)
         progress(f"run directory {run.path}")
         result = execute_run(run, progress=progress)
@@ -303,7 +304,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         from recsys_core.experiments.incremental import run_incremental
 
         result = run_incremental(ds, options, windows=args.windows, progress=progress)
-    result["data"] = ds.name
+    result["data"], result["dataset"] = args.data, ds.name
     path = save_experiment(result, args.out)
     progress(f"saved {path}")
     if args.json:
@@ -369,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model into a run directory (or --resume one)")
     tr.add_argument("--data", metavar="DATA")
     tr.add_argument("--model", metavar="MODEL", help="pop, itemknn, ease, mf, ncf, sasrec, two_tower, text_ctr")
-    tr.add_argument("--base", default="none", help="pretrained base: none, minilm, hf:NAME_OR_PATH, run:RUN_ID")
+    tr.add_argument("--base", help="pretrained base: none (default), minilm, hf:NAME_OR_PATH, run:RUN_ID")
     tr.add_argument("--strategy", help="fine-tuning strategy, optionally with options: scratch (default), full, frozen, "
                                        "partial:top_blocks=1, lora:rank=8,alpha=16, incremental:replay=0.1,penalty=ewc")
     tr.add_argument("--config", metavar="FILE", help="JSON with model/train/data/split/strategy sections")

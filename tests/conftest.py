@@ -59,3 +59,12 @@ def tiny_folder(tmp_path: Path) -> Path:
                           "genres": [genres[(j // 10) % 4] + "|" + genres[(j // 10 + 1) % 4] for j in range(40)]})
     items.to_csv(folder / "movies.csv", index=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def demo_genre_catalogues():
+    """The demo data as two catalogues with no item in common: comedies, and everything else (top 150 each)."""
+    from recsys_core.data.dataset import load_dataset
+    from recsys_core.experiments.catalogue import split_catalogue
+
+    return split_catalogue(load_dataset("demo"), "comedy", top_items=150, min_user=8)

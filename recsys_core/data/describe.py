@@ -81,3 +81,25 @@ def popularity_frame(ds: Dataset) -> pd.DataFrame:
     order = np.argsort(-counts, kind="stable")
     return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "item": [ds.items.raw(i) for i in order],
                          "interactions": counts[order]})
+
+
+def timeline_frame(ds: Dataset, freq: str = "auto") -> pd.DataFrame:
+    """Interactions per period (month, or week/day for short spans), with the users active in it."""
+    if not ds.has_timestamp:
+        return pd.DataFrame(columns=["period", "interactions", "active_users"])
+    f = ds.interactions
+    when = pd.to_datetime(f["timestamp"], unit="s", errors="coerce")
+    if freq == "auto":
+        days = (when.max() - when.min()).days if len(when) else 0
+        freq = "MS" if days > 400 else "W" if days > 60 else "D"
+    period = when.dt.to_period({"MS": "M", "W": "W", "D": "D"}[freq]).dt.start_time
+    grouped = f.assign(period=period).groupby("period")
+    return pd.DataFrame({"interactions": grouped.size(), "active_users": grouped["u"].nunique()}).reset_index()
+
+
+def rating_frame(ds: Dataset) -> pd.DataFrame:
+    """How often each rating value occurs."""
+    if not ds.has_rating:
+        return pd.DataFrame(columns=["rating", "interactions"])
+    counts = ds.interactions["rating"].value_counts().sort_index()
+    return pd.DataFrame({"rating": counts.index.astype(float), "interactions": counts.to_numpy()})

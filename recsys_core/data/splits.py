@@ -84,6 +84,9 @@ class Split:
     valid: pd.DataFrame
     test: pd.DataFrame
     meta: dict = field(default_factory=dict)
+    #: interactions known when predicting test but never trained on (e.g. a user's earlier clicks in the
+    #: window being predicted, in the incremental protocol)
+    test_context: pd.DataFrame | None = None
 
     def targets(self, stage: str) -> pd.DataFrame:
         if stage not in ("valid", "test"):
@@ -94,7 +97,8 @@ class Split:
         """Interactions known when predicting `stage`: train for validation, train + validation for test."""
         if stage == "valid":
             return self.train
-        return pd.concat([self.train, self.valid], ignore_index=True)
+        parts = [self.train, self.valid] + ([self.test_context] if self.test_context is not None else [])
+        return pd.concat(parts, ignore_index=True)
 
     @cached_property
     def train_history(self) -> History:
@@ -176,8 +180,8 @@ def user_group_split(ds: Dataset, source_frac: float = 0.8, shots: int = 10) -> 
 
     Target users keep only their first `shots` + 2 interactions (fewer if they have fewer, at least 3).
     """
-    if not 0 < source_frac < 1:
-        raise ConfigError("source_frac must be between 0 and 1")
+    if not 0 <= source_frac < 1:
+        raise ConfigError("source_frac must be at least 0 and below 1")
     if shots < 0:
         raise ConfigError("shots cannot be negative")
     ordered = chronological(_frame(ds))

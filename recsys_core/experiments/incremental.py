@@ -5,9 +5,9 @@ users and items make the id tables grow) and is scored on the next window; refer
 scratch on everything known, retrain on the new window plus the most similar old users, or keep the
 base as it is (`no_update`). Ids are numbered in time order, so the catalogue only ever grows.
 
-Scoring a window: users who already have history are ranked over every item seen so far (items first
-seen in the window itself cannot be recommended by any model trained before it); their targets are the
-window's items they had not interacted with before. Forgetting: each base-period user's last base
+Scoring a window: each user's last interaction in it is the target, predicted from everything known
+before plus their earlier interactions in that window (context, never trained on), over every item seen
+so far (items first seen in the window itself cannot be recommended by a model trained before it). Forgetting: each base-period user's last base
 interaction is held out of all training (the probe); the probe's NDCG@10 on the old catalogue before
 any update minus after the last update is the strategy's forgetting (positive = it forgot).
 """
@@ -50,19 +50,26 @@ class OldCatalogue:
 
 
 def _window_split(name: str, known: pd.DataFrame, new: pd.DataFrame, upcoming: pd.DataFrame) -> tuple[Split, np.ndarray]:
-    """Train on everything known except each user's last new interaction (validation); test on `upcoming`."""
-    n_users, n_items = int(known["u"].max()) + 1, int(known["i"].max()) + 1
+    """Train on everything known except each user's last new interaction (validation); test on `upcoming`.
+
+    In the upcoming window each user's last interaction is the target; their earlier interactions there
+    are context (known when predicting, never trained on), so users new in that window are scored too.
+    """
+    n_items = int(known["i"].max()) + 1
+    upcoming = upcoming[upcoming["i"] < n_items]  # items nobody has seen yet cannot be recommended
+    n_users = int(max(known["u"].max(), upcoming["u"].max() if len(upcoming) else 0)) + 1
     _, valid = holdout_last(new, min_count=2)
     valid_rows = set(valid["row"].tolist())
     train = known[~known["row"].isin(valid_rows)].reset_index(drop=True)
-    seen = set(zip(known["u"].tolist(), known["i"].tolist()))
-    test = upcoming[(upcoming["u"] < n_users) & (upcoming["i"] < n_items) & upcoming["u"].isin(known["u"].unique())]
-    unseen = np.array([(u, i) not in seen for u, i in zip(test["u"].tolist(), test["i"].tolist())], dtype=bool)
-    test = test[unseen]
-    test = test.drop_duplicates(["u", "i"]).reset_index(drop=True)
+    context, last = holdout_last(upcoming, min_count=1)
+    seen = set(zip(known["u"].tolist(), known["i"].tolist())) | set(zip(context["u"].tolist(), context["i"].tolist()))
+    has_history = last["u"].isin(set(known["u"]) | set(context["u"]))
+    fresh = np.array([(u, i) not in seen for u, i in zip(last["u"].tolist(), last["i"].tolist())], dtype=bool)
+    test = last[has_history.to_numpy() & fresh].reset_index(drop=True)
     new_rows = new.loc[~new["row"].isin(valid_rows), "row"].to_numpy()
-    return Split(name, "all data known so far (each user's last new interaction validates); test: the next window",
-                 n_users, n_items, train, valid.reset_index(drop=True), test), new_rows
+    return Split(name, "all data known so far (each user's last new interaction validates); test: each user's last "
+                 "interaction in the next window, their earlier ones there as context",
+                 n_users, n_items, train, valid.reset_index(drop=True), test, test_context=context), new_rows
 
 
 def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, base_frac: float = 0.6,
@@ -85,10 +92,10 @@ def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, b
     def ids(split: Split) -> tuple[list[str], list[str]]:
         return users_all[: split.n_users], items_all[: split.n_items]
 
-    n_old_items = int(base_frame["i"].max()) + 1
     base_split, _ = _window_split("incremental-base", base_frame[~base_frame["row"].isin(set(probe["row"]))],
                                   base_frame.iloc[:0], parts[0])
     base_split.valid = probe[probe["i"] < base_split.n_items].reset_index(drop=True)
+    n_old_items = base_split.n_items
     probe_split = Split("probe", "each base user's last base-period interaction", base_split.n_users, n_old_items,
                         base_split.train, base_split.valid, base_split.valid)
     say(f"base: {options.family} on the first {base_frac:.0%} ({len(base_train):,} interactions); "

@@ -26,6 +26,10 @@ from recsys_core.train.device import device_name, pick_device, seed_everything
 from recsys_core.train.trainer import TrainerConfig
 
 TRANSFER_STRATEGIES = ("full", "frozen", "partial", "lora", "incremental")
+# Arms trained from random weights use the family's trainer defaults (SASRec needs its patience of 10 to get
+# past the plateau of its first epochs); arms that start from a trained base are already near an optimum and
+# stop after 3 validations without improvement.
+EXPERIMENT_TUNE = {"patience": 3}
 
 
 @dataclass
@@ -44,7 +48,8 @@ class ExperimentOptions:
 
     def trainer(self, tuned: bool = False) -> TrainerConfig:
         cls = family_class(self.family)
-        values = {**getattr(cls, "default_train", {}), "seed": self.seed, **self.train, **(self.tune if tuned else {})}
+        values = {**getattr(cls, "default_train", {}), "seed": self.seed, **self.train,
+                  **({**EXPERIMENT_TUNE, **self.tune} if tuned else {})}
         return TrainerConfig.from_dict(values)
 
     def strategy_spec(self, name: str) -> dict:

@@ -74,3 +74,12 @@ def train_prepared(prepared: Prepared, split: Split, trainer_config: TrainerConf
     if plan.finish is not None:
         model = plan.finish(model)
     return model, outcome
+
+
+def preview(family: str, model_config: dict, base: Base, strategy: Strategy, config: StrategyConfig,
+            history: History, user_ids: list[str] | None = None, item_ids: list[str] | None = None,
+            item_texts: list[str] | None = None, optimizer: str = "adam") -> dict:
+    """What would train, before training: the parameter table, counts and memory of the prepared model."""
+    prepared = prepare(family, model_config, base, strategy, config, history, user_ids, item_ids, item_texts,
+                       new_rows=history.frame["row"].to_numpy(), optimizer=optimizer)
+    return prepared.summary()

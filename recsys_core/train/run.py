@@ -79,7 +79,8 @@ def dataset_from_config(config: dict) -> Dataset:
     d = dict(config["data"])
     cleaning = CleaningOptions(**{k: d.pop(k) for k in list(d) if k in CleaningOptions.__dataclass_fields__})
     return load_dataset(d.pop("path"), columns=d.get("columns"), sep=d.get("sep"),
-                        header=False if d.get("no_header") else None, items_path=d.get("items"), cleaning=cleaning)
+                        header=False if d.get("no_header") else None, items_path=d.get("items"), cleaning=cleaning,
+                        name=d.get("name"))
 
 
 def split_from_config(ds: Dataset, config: dict) -> Split:
@@ -361,3 +362,24 @@ def load_run_model(run: RunDir):
 
 def read_eval(run: RunDir) -> dict:
     return read_json(run.eval_path, default={}) or {}
+
+
+def config_file_for(config: dict) -> dict:
+    """The `--config FILE` content that, with --data and --model, reproduces `config` exactly."""
+    data = {k: v for k, v in config["data"].items() if k != "path"}
+    return {"model": {k: v for k, v in config["model"].items() if k != "family"}, "train": config["train"],
+            "data": data, "split": {"name": config["split"]["name"]}, "base": config.get("base", "none"),
+            "strategy": config.get("strategy", {"name": "scratch"})}
+
+
+def command_for(config: dict, config_path: str | Path = "setup.json") -> str:
+    """The `rectune train` command line for a config saved with config_file_for at `config_path`."""
+    import shlex
+
+    parts = ["rectune", "train", "--data", config["data"]["path"], "--model", config["model"]["family"],
+             "--config", str(config_path)]
+    if config.get("seed", 0):
+        parts += ["--seed", str(config["seed"])]
+    if config.get("device", "auto") != "auto":
+        parts += ["--device", config["device"]]
+    return " ".join(shlex.quote(p) for p in parts)

@@ -1,0 +1,86 @@
+"""Files users upload in the studio: stored under one folder with safe names, never outside it."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+
+from recsys_core.data.io import read_table
+from recsys_core.data.schema import ROLES, role_of
+from recsys_core.errors import DataError
+from recsys_core.runs.atomic import atomic_write_bytes
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # the same cap as .streamlit/config.toml's server.maxUploadSize
+
+
+def uploads_root() -> Path:
+    return Path(os.environ.get("RECTUNE_UPLOADS_DIR", "uploads")).resolve()
+
+
+def safe_name(name: str) -> str:
+    """A file name with no directory part and only letters, digits, '.', '_' and '-'."""
+    base = re.split(r"[\\/]", str(name))[-1]
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")[:100]
+    return base or "upload"
+
+
+def save_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
+    """Store uploaded bytes as uploads/<time>-<hash>/<safe name>; the path always stays inside uploads/."""
+    if len(data) > max_bytes:
+        raise DataError(f"{safe_name(name)}: {len(data) / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB upload limit")
+    if not data:
+        raise DataError(f"{safe_name(name)}: the file is empty")
+    root = uploads_root()
+    folder = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{hashlib.sha256(data).hexdigest()[:8]}"
+    path = (folder / safe_name(name)).resolve()
+    if root not in path.parents:
+        raise DataError(f"{name!r}: not a usable file name")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
+    return path
+
+
+def column_preview(path: str | Path, sep: str | None = None, header: bool | None = None, rows: int = 8) -> dict:
+    """The file's columns, its first rows and the inferred role of each column (for a mapping step)."""
+    raw = read_table(Path(path), sep=sep, header=header)
+    columns = [str(c) for c in raw.frame.columns]
+    guess: dict[str, str | None] = {}
+    for role in ROLES:
+        named = [c for c in columns if role_of(c) == role and c not in guess.values()]
+        guess[role] = named[0] if named else None
+    if not raw.header:  # no names to go by: the conventional order user, item, rating, timestamp
+        guess = {role: (columns[k] if k < len(columns) else None) for k, role in enumerate(ROLES)}
+    return {"columns": columns, "head": raw.frame.head(rows), "rows": len(raw.frame), "mapping": guess,
+            "sep": raw.sep, "header": raw.header}
+
+
+SOURCE_FILE = "source.json"
+
+
+def remember_source(source: dict) -> str:
+    """Save how an uploaded dataset is loaded (path, mapping, cleaning) beside it; returns its folder's name."""
+    path = Path(source["path"]).resolve()
+    root = uploads_root()
+    if root not in path.parents:
+        raise DataError("only uploaded files can be remembered")
+    from recsys_core.runs.atomic import atomic_write_json
+
+    atomic_write_json(path.parent / SOURCE_FILE, source)
+    return path.parent.name
+
+
+def recall_source(token: str) -> dict | None:
+    """The source saved by remember_source under uploads/<token>/, or None (unknown or unsafe token)."""
+    import json
+
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", token or "") or token.startswith("."):
+        return None
+    path = uploads_root() / token / SOURCE_FILE
+    try:
+        source = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    file = Path(source.get("path", "")).resolve()
+    return source if uploads_root() in file.parents and file.exists() else None

@@ -1,0 +1,179 @@
+"""End to end: the real studio in headless Chromium (Debian's chromium, driven by Playwright).
+
+Upload a small CSV, map its columns, start a short CPU training run, watch the loss curve update, reload
+mid-training and see the same run still updating, let it finish, and read ten recommendations for a user.
+A screenshot of every page goes to tests/e2e/artifacts/.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason="Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    port = _free_port()
+    env = {**os.environ, "RECTUNE_RUNS_DIR": str(tmp / "runs"), "RECTUNE_UPLOADS_DIR": str(tmp / "uploads"),
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+                             "--server.headless", "true", "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"], cwd=ROOT, env=env,
+                            stdout=open(tmp / "streamlit.log", "wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the studio did not start: " + (tmp / "streamlit.log").read_text()[-2000:])
+    yield url, tmp
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page(studio):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1600})
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        yield pg
+        browser.close()
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit has finished its current run (no 'Running' indicator)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _nav(page, title: str) -> None:
+    """Go to a page through the sidebar (a client-side switch keeps the session: a new URL would not)."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    _settle(page)
+
+
+def _loss_points(page) -> int:
+    text = page.get_by_text(re.compile(r"Training loss: \d+ points")).first.text_content()
+    return int(re.search(r"(\d+) points", text).group(1))
+
+
+def test_upload_train_watch_reload_and_recommend(studio, page, tmp_path) -> None:
+    try:
+        _flow(studio, page, tmp_path)
+    except Exception:
+        _shot(page, "failure")  # what the browser showed when the test failed
+        raise
+
+
+def _flow(studio, page, tmp_path) -> None:
+    url, _ = studio
+    from tests.test_experiments import interleaved
+
+    csv = tmp_path / "shop.csv"
+    interleaved(n_users=60, n_items=40, per_user=20).rename(
+        columns={"user": "customer_id", "item": "product_id", "rating": "stars", "timestamp": "ts"}).to_csv(csv, index=False)
+
+    page.goto(url)
+    page.get_by_text("Transfer learning and incremental fine-tuning").wait_for()
+    _settle(page)
+    _shot(page, "home")
+
+    # Data: upload, map the columns, load
+    _nav(page, "Data")
+    page.get_by_text("Upload a file").click()
+    page.locator('input[type="file"]').first.set_input_files(str(csv))
+    page.get_by_text("Map the columns").wait_for()
+    _settle(page)
+    page.get_by_role("button", name="Load this dataset").click()
+    page.get_by_text("shop").first.wait_for()
+    _settle(page)
+    assert page.get_by_text("1,200").count() > 0  # 60 users x 20 interactions
+    _shot(page, "data")
+
+    # Setup: a small SASRec that logs every step and runs long enough to watch
+    _nav(page, "Setup")
+    page.get_by_text("What trains").wait_for()
+    assert page.get_by_text("Dataset: shop").count() > 0
+    page.get_by_text("Training options").click()
+    for label, value in (("epochs", "40"), ("patience", "0"), ("log every", "1")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        _settle(page)
+    page.get_by_text("rectune train --data").first.wait_for()
+    _shot(page, "setup")
+
+    # Train: start, watch the loss curve grow, reload mid-run, see it still growing
+    _nav(page, "Train")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(r"Training loss: \d+ points")).first.wait_for(timeout=120_000)
+    first = _loss_points(page)
+    page.wait_for_function(f"() => /Training loss: (\\d+) points/.exec(document.body.innerText) && "
+                           f"parseInt(/Training loss: (\\d+) points/.exec(document.body.innerText)[1]) > {first}")
+    second = _loss_points(page)
+    run_id = re.search(r"run=([\w-]+)", page.url).group(1)
+    page.reload()
+    page.get_by_text(re.compile(r"Training loss: \d+ points")).first.wait_for()
+    assert run_id in page.url  # the reload re-attached to the same run
+    page.wait_for_function("() => /Finished|Stopped/.test(document.body.innerText) || "
+                           f"parseInt((/Training loss: (\\d+) points/.exec(document.body.innerText) || [0, 0])[1]) > {second}")
+    _shot(page, "train")
+    page.get_by_text(re.compile(r"Finished \(")).wait_for(timeout=240_000)
+    assert second > first
+
+    # Recommendations: ten items for a user
+    _nav(page, "Recommendations")
+    assert run_id in page.url
+    page.get_by_text(re.compile(r"Top 10 · sasrec")).wait_for()
+    _settle(page)
+    rows = page.locator('[data-testid="stTable"] tbody tr')
+    rows.nth(9).wait_for()
+    assert rows.count() == 10
+    _shot(page, "recommendations")
+
+    for name in ("compare", "learn"):
+        _nav(page, name.capitalize())
+        assert page.locator('[data-testid="stException"]').count() == 0
+        _shot(page, name)
