@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: app test test-fast e2e-deps lock clean help
+.PHONY: app test test-fast e2e-deps screenshots lock clean help
 
 help:
 	@echo "make app    - set up and open the studio on the demo dataset (http://localhost:$(PORT))"
@@ -28,9 +28,17 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+# Debian's chromium for the end-to-end test (tests/e2e skips without it; .ci/run installs it).
+e2e-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+# README screenshots of the studio on the demo data (needs chromium).
+screenshots: $(STAMP)
+	$(PY) bench/screenshots.py
+
 # Regenerate the lock from the current environment (torch stays pinned to the CPU build's version).
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache runs
+	rm -rf $(VENV) .pytest_cache runs uploads tests/e2e/artifacts

@@ -64,3 +64,38 @@ def experiment_markdown(result: dict, command: str) -> str:
     for name, reason in result.get("skipped", {}).items():
         lines.append(f"\nSkipped {name}: {reason}")
     return "\n".join(lines)
+
+
+def experiment_bench(kind: str, count_flag: str, count_default: int, doc: str) -> int:
+    """The body of bench/transfer.py and bench/incremental.py: run (or load) an experiment, write its section."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="demo")
+    p.add_argument("--model", default="sasrec")
+    p.add_argument(count_flag, dest="count", type=int, default=count_default)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-write", action="store_true")
+    p.add_argument("--from", dest="source", help="a saved result JSON to render instead of running again")
+    args = p.parse_args()
+    if args.source:
+        result = json.loads(Path(args.source).read_text())
+    else:
+        from recsys_core.cli import main as cli
+
+        out = ROOT / "runs" / "experiments"
+        code = cli(["experiment", kind, "--data", args.data, "--model", args.model, count_flag, str(args.count),
+                    "--device", args.device, "--out", str(out)])
+        if code:
+            return code
+        result = json.loads(max(out.glob(f"{kind}-*.json"), key=lambda q: q.stat().st_mtime).read_text())
+    proto = result["protocol"]
+    count = proto.get("windows") if kind == "incremental" else proto.get("shots")
+    command = f"rectune experiment {kind} --data {result.get('data', args.data)} --model {proto['model']} {count_flag} {count}"
+    if args.json:
+        print(json.dumps(result))
+    if not args.no_write:
+        write_section(f"{kind}-{proto['model']}", experiment_markdown(result, command))
+    return 0

@@ -25,6 +25,7 @@ with st.expander("Load data", expanded="dataset" not in st.session_state):
                                   key="data.upload")
         items_upload = st.file_uploader("Item text (optional): item id plus title / genres / description",
                                         type=["csv", "tsv", "txt", "dat", "parquet", "jsonl", "json"], key="data.items")
+        preview = None
         if upload is not None:
             try:
                 path = st.session_state.get("upload_path")
@@ -32,9 +33,9 @@ with st.expander("Load data", expanded="dataset" not in st.session_state):
                     path = str(save_upload(upload.name, upload.getvalue()))
                     st.session_state["upload_path"], st.session_state["upload_name"] = path, (upload.name, upload.size)
                 preview = column_preview(path)
-            except Exception as exc:  # noqa: BLE001 - every problem is shown in words, nothing is loaded
+            except Exception as exc:  # noqa: BLE001 - every problem is shown in words; the active dataset stays
                 show_error(exc)
-                st.stop()
+        if preview is not None:
             st.caption(f"{preview['rows']:,} rows; first rows:")
             st.dataframe(preview["head"], hide_index=True)
             st.markdown("**Map the columns**")

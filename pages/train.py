@@ -58,7 +58,7 @@ def live_view(run_id: str) -> None:
     prog = progress(status, records)
     c = st.columns(6)
     c[0].metric("State", prog["state"])
-    c[1].metric("Device", prog["device"])
+    c[1].metric("Device", str(prog["device"]).split(" (")[0], help=str(prog["device"]))
     c[2].metric("Epoch", prog["epoch"])
     c[3].metric("Step", f"{prog['step']:,} / {prog['total_steps']:,}" if prog["total_steps"] else f"{prog['step']:,}")
     c[4].metric("Throughput", f"{prog['throughput']:,.0f}/s" if prog["throughput"] else "-",

@@ -291,7 +291,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip()) if args.strategies else None
     options = ExperimentOptions(family=args.model, model=file_cfg.get("model", {}), train=train,
                                 tune=file_cfg.get("tune", {}), strategy_options=file_cfg.get("strategies", {}),
-                                seed=args.seed, device=args.device)
+                                seed=args.seed, device=args.device, similar_by=args.similar_by)
     if strategies:
         options.strategies = strategies
     ds = load_from_args(args, args.data)
@@ -402,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--epochs", type=int, help="maximum epochs of every training (early stopping still applies)")
     exp.add_argument("--config", metavar="FILE", help="JSON with model, train, tune (fine-tuning arms) and strategies "
                                                      "(per-strategy options) sections")
+    exp.add_argument("--similar-by", default="interactions", choices=["interactions", "text"],
+                     help="how the similar_users reference matches users: interaction or item-text profiles")
     exp.add_argument("--device", default="auto")
     exp.add_argument("--seed", type=int, default=0)
     exp.add_argument("--out", metavar="DIR", help="where the result JSON is saved (default runs/experiments)")

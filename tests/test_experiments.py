@@ -73,6 +73,21 @@ def test_incremental_experiment_contract_forgetting_and_growth(ds) -> None:
     assert {"ndcg_ratio", "time_ratio", "beats_no_update"} <= set(r["best_vs_retrain"])
 
 
+def test_similar_users_by_interactions_and_by_text() -> None:
+    import torch
+
+    from recsys_core.experiments.common import similar_users
+
+    # target user 0 had items 0-1; candidates: 1 shares item 1, 2 has items 2-3 (similar text to 0-1), 3 has 4-5
+    train = pd.DataFrame({"u": [0, 0, 1, 1, 2, 2, 3, 3], "i": [0, 1, 1, 6, 2, 3, 4, 5]})
+    candidates = np.array([1, 2, 3])
+    assert similar_users(train, np.array([0]), candidates, 7, share=0.34).tolist() == [1]
+    text = torch.zeros(7, 2)
+    text[[0, 1, 2, 3], 0] = 1.0  # items 0-3 are described alike
+    text[[4, 5, 6], 1] = 1.0
+    assert similar_users(train, np.array([0]), candidates, 7, share=0.34, item_text=text).tolist() == [2]
+
+
 def test_experiment_cli_json_and_table(tmp_path, ds, capsys) -> None:
     path = tmp_path / "inter.csv"
     interleaved(40, 32, 14).to_csv(path, index=False)

@@ -161,7 +161,13 @@ def test_incremental_grows_initialises_and_penalises(data) -> None:
         plan = prepared.plan
         assert set(new_rows) <= set(plan.train_rows)
         replayed = set(plan.train_rows) - set(new_rows)
-        assert replayed <= set(old_rows) and len(replayed) == round(0.5 * len(old_rows))
+        assert replayed <= set(old_rows)
+        frame = split.train_history.frame
+        old_frame = frame[frame["row"].isin(old_rows)]
+        replayed_users = set(old_frame.loc[old_frame["row"].isin(replayed), "u"])
+        assert len(replayed_users) == round(0.5 * old_frame["u"].nunique())
+        # whole users are replayed: every old interaction of a chosen user
+        assert replayed == set(old_frame.loc[old_frame["u"].isin(replayed_users), "row"])
         assert plan.extra_loss is not None
         assert float(plan.extra_loss({}).detach()) == pytest.approx(0.0, abs=1e-6)  # at the start: no distance, same scores
         model, outcome = train_prepared(prepared, split, TrainerConfig(epochs=2, batch_size=16, log_every=1000),

@@ -43,25 +43,23 @@ class History:
         m.data[:] = 1.0
         return m
 
+    def _per_user(self, column: str) -> list[np.ndarray]:
+        """Per user, the column's values in time order (empty for users without history)."""
+        u = self.frame["u"].to_numpy()
+        order = np.argsort(u, kind="stable")
+        values = self.frame[column].to_numpy()[order]
+        bounds = np.searchsorted(u[order], np.arange(self.n_users + 1))
+        return [values[bounds[k]:bounds[k + 1]] for k in range(self.n_users)]
+
     @cached_property
     def sequences(self) -> list[np.ndarray]:
         """Per user, item indices in time order (empty for users without history)."""
-        f = self.frame
-        u = f["u"].to_numpy()
-        order = np.argsort(u, kind="stable")
-        items = f["i"].to_numpy()[order]
-        bounds = np.searchsorted(u[order], np.arange(self.n_users + 1))
-        return [items[bounds[k]:bounds[k + 1]] for k in range(self.n_users)]
+        return self._per_user("i")
 
     @cached_property
     def sequence_rows(self) -> list[np.ndarray]:
         """Per user, the `row` ids of the interactions in `sequences`, in the same order."""
-        f = self.frame
-        u = f["u"].to_numpy()
-        order = np.argsort(u, kind="stable")
-        rows = f["row"].to_numpy()[order]
-        bounds = np.searchsorted(u[order], np.arange(self.n_users + 1))
-        return [rows[bounds[k]:bounds[k + 1]] for k in range(self.n_users)]
+        return self._per_user("row")
 
     @cached_property
     def item_counts(self) -> np.ndarray:

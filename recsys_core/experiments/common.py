@@ -91,8 +91,12 @@ def versus(a: EvalResult, b: EvalResult, seed: int = 0) -> dict:
 
 
 def similar_users(split_train: pd.DataFrame, target_users: np.ndarray, candidate_users: np.ndarray,
-                  n_items: int, share: float = 0.25) -> np.ndarray:
-    """The candidate users most similar to the target users' profiles (cosine on interaction vectors)."""
+                  n_items: int, share: float = 0.25, item_text: torch.Tensor | None = None) -> np.ndarray:
+    """The candidate users most similar to the target users' profiles.
+
+    Profiles are interaction vectors (cosine), or with `item_text` [n_items, d] the mean text embedding
+    of each user's items (so users of different items with similar descriptions match).
+    """
     import scipy.sparse as sp
 
     if not len(candidate_users) or not len(target_users):
@@ -100,6 +104,8 @@ def similar_users(split_train: pd.DataFrame, target_users: np.ndarray, candidate
     f = split_train[["u", "i"]].drop_duplicates()
     n_users = int(max(f["u"].max(), target_users.max(), candidate_users.max())) + 1
     m = sp.csr_matrix((np.ones(len(f), dtype=np.float32), (f["u"].to_numpy(), f["i"].to_numpy())), shape=(n_users, n_items))
+    if item_text is not None:
+        m = sp.csr_matrix(m @ item_text.numpy())  # users x text dimensions
     norms = np.sqrt(np.asarray(m.multiply(m).sum(1)).ravel())
     norms[norms == 0] = 1.0
     m = sp.diags(1.0 / norms) @ m
@@ -111,3 +117,17 @@ def similar_users(split_train: pd.DataFrame, target_users: np.ndarray, candidate
 
 def pick_best(strategies: dict[str, dict]) -> str | None:
     return max(strategies, key=lambda n: strategies[n].get("ndcg@10", -1.0)) if strategies else None
+
+
+def profile_text(options, texts: list[str] | None) -> torch.Tensor | None:
+    """Item text embeddings when the experiment matches similar users by text profiles."""
+    if options.similar_by == "interactions":
+        return None
+    if texts is None:
+        from recsys_core.errors import ConfigError
+
+        raise ConfigError("similar users by text profiles needs item text (an item table)")
+    from recsys_core.text import cached_text_embeddings
+
+    encoder = options.similar_by.partition(":")[2] or "minilm"  # "text" or "text:hf:PATH"
+    return cached_text_embeddings(encoder, texts)

@@ -24,7 +24,8 @@ from recsys_core.data.dataset import Dataset
 from recsys_core.data.splits import History, Split, chronological, time_windows
 from recsys_core.errors import ConfigError
 from recsys_core.eval.evaluator import evaluate
-from recsys_core.experiments.common import Arm, ArmSpec, Progress, pick_best, score_arm, similar_users, train_arm
+from recsys_core.experiments.common import (Arm, ArmSpec, Progress, pick_best, profile_text, score_arm, similar_users,
+                                            train_arm)
 from recsys_core.experiments.transfer import ExperimentOptions, holdout_last
 from recsys_core.models import NEURAL
 from recsys_core.train.device import device_name, pick_device, seed_everything
@@ -127,7 +128,8 @@ def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, b
                                     texts, options.trainer(), device, options.seed, say)
         old_users = known.loc[~known["row"].isin(set(new_rows)), "u"].unique()
         near = similar_users(split.train, new["u"].unique(), np.setdiff1d(old_users, new["u"].unique()),
-                             split.n_items, options.similar_share)
+                             split.n_items, options.similar_share,
+                             profile_text(options, texts[: split.n_items] if texts else None))
         near_rows = np.concatenate([new_rows, split.train.loc[split.train["u"].isin(near), "row"].to_numpy()])
         arms["similar_users"] = train_arm(ArmSpec("similar_users", "scratch", train_rows=near_rows), options.family,
                                           options.model, split, uids, iids, texts, options.trainer(), device,

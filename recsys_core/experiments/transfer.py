@@ -19,17 +19,17 @@ from recsys_core.bases import Base
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.splits import Split, chronological, user_group_split
 from recsys_core.errors import ConfigError
-from recsys_core.experiments.common import (Arm, ArmSpec, Progress, pick_best, score_arm, similar_users, train_arm,
-                                            versus)
+from recsys_core.experiments.common import (Arm, ArmSpec, Progress, pick_best, profile_text, score_arm, similar_users,
+                                            train_arm, versus)
 from recsys_core.models import NEURAL, family_class
 from recsys_core.train.device import device_name, pick_device, seed_everything
 from recsys_core.train.trainer import TrainerConfig
 
 TRANSFER_STRATEGIES = ("full", "frozen", "partial", "lora", "incremental")
-# Arms trained from random weights use the family's trainer defaults (SASRec needs its patience of 10 to get
-# past the plateau of its first epochs); arms that start from a trained base are already near an optimum and
-# stop after 3 validations without improvement.
-EXPERIMENT_TUNE = {"patience": 3}
+# Arms trained from random weights use the family's trainer defaults (SASRec needs its patience and minimum
+# epochs to get past the plateau of its first epochs); arms that start from a trained base are already past it
+# and stop after 3 validations without improvement.
+EXPERIMENT_TUNE = {"patience": 3, "min_epochs": 0}
 
 
 @dataclass
@@ -43,6 +43,7 @@ class ExperimentOptions:
     strategies: tuple[str, ...] = TRANSFER_STRATEGIES
     strategy_options: dict = field(default_factory=dict)  # name -> options, e.g. {"lora": {"rank": 4}}
     similar_share: float = 0.25
+    similar_by: str = "interactions"  # or "text" (MiniLM profiles of the users' items), or "text:hf:PATH"
     seed: int = 0
     device: str = "auto"
 
@@ -103,7 +104,8 @@ def run_transfer(ds: Dataset, options: ExperimentOptions, shots: int = 10, sourc
                                       split, *ids, texts, plain, device, options.seed, say)
     references["retrain"] = train_arm(ArmSpec("retrain", "scratch"), options.family, options.model, split, *ids, texts,
                                       plain, device, options.seed, say)
-    near = similar_users(split.train, target_users, source["u"].unique(), ds.n_items, options.similar_share)
+    near = similar_users(split.train, target_users, source["u"].unique(), ds.n_items, options.similar_share,
+                         profile_text(options, texts))
     near_rows = np.concatenate([few_rows, source.loc[source["u"].isin(near), "row"].to_numpy()])
     references["similar_users"] = train_arm(ArmSpec("similar_users", "scratch", train_rows=near_rows), options.family,
                                             options.model, split, *ids, texts, plain, device, options.seed, say)

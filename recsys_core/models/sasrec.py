@@ -75,7 +75,8 @@ class SASRec(NeuralRecommender):
     config_class = SASRecConfig
     item_tables = ("item_emb",)
     item_offset = 1
-    default_train = {"epochs": 200, "batch_size": 32, "lr": 1e-3, "patience": 10}
+    # SASRec often sits on a plateau for its first epochs before it learns order; min_epochs gets it past that
+    default_train = {"epochs": 200, "batch_size": 32, "lr": 1e-3, "patience": 10, "min_epochs": 20}
     backbone = "sequence_encoder"
     lora_targets = ("q_proj", "k_proj", "v_proj", "out_proj")
 

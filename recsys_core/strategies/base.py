@@ -65,9 +65,17 @@ class Strategy:
     def parse(self, values: dict | None) -> StrategyConfig:
         return from_dict(self.config_class, values, f"strategy {self.name}")
 
+    #: whether the strategy changes the weights of a text encoder it starts from (then it must run inside
+    #: the model); False keeps the encoder frozen with cached embeddings; None leaves the model's choice
+    tunes_text_encoder: ClassVar[bool | None] = None
+
     def model_overrides(self, family: str, base: Base, config: StrategyConfig) -> dict:
         """Model-config changes this strategy implies (e.g. a trainable text encoder for full fine-tuning)."""
-        return {}
+        if family != "two_tower" or self.tunes_text_encoder is None:
+            return {}
+        if self.tunes_text_encoder and base.kind != "text":
+            return {}  # from a run base the architecture stays the base's
+        return {"text_trainable": self.tunes_text_encoder}
 
     def check(self, model: NeuralRecommender, base: Base, config: StrategyConfig) -> None:
         """Raise ConfigError when the strategy does not apply to this model and base."""

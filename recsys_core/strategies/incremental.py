@@ -25,8 +25,9 @@ class IncrementalConfig(StrategyConfig):
     init: str = field(default="neighbours", metadata={
         "help": "rows for new items and users: mean of their neighbours, a map from item text, or the plain mean",
         "choices": INITS})
-    replay: float = field(default=0.1, metadata={"help": "share of the old interactions trained on again with the new ones",
-                                                 "min": 0.0, "max": 1.0})
+    replay: float = field(default=0.1, metadata={
+        "help": "share of old users whose old interactions are trained on again with the new ones (whole users, so a "
+                "sequence model replays whole histories rather than scattered positions)", "min": 0.0, "max": 1.0})
     penalty: str = field(default="l2sp", metadata={
         "help": "pull shared weights towards the previous model: L2-SP (uniform) or EWC (weighted by Fisher information)",
         "choices": PENALTIES})
@@ -62,9 +63,13 @@ class Incremental(Strategy):
                               "the data the base was trained on)")
         rng = np.random.default_rng(context.seed)
         old = rows[~is_new]
-        replay = rng.choice(old, size=int(round(config.replay * len(old))), replace=False) if len(old) else old
+        users = history.frame["u"].to_numpy()
+        old_users = np.unique(users[~is_new])
+        chosen = rng.choice(old_users, size=int(round(config.replay * len(old_users))), replace=False)
+        replay = rows[~is_new & np.isin(users, chosen)]
         train_rows = np.concatenate([rows[is_new], replay])
-        notes = [f"training on {int(is_new.sum()):,} new interactions and {len(replay):,} replayed old ones"]
+        notes = [f"training on {int(is_new.sum()):,} new interactions and {len(replay):,} replayed old ones "
+                 f"(of {len(chosen):,} old users)"]
 
         report = context.base_report
         grown = init_new_rows(model, config.init, report.get("new_item_mask"), report.get("new_user_mask"),

@@ -29,9 +29,7 @@ class LoRA(Strategy):
                "update B·A (rank r), so a few percent of the weights train. After training B·A is merged into W.")
     config_class = LoRAConfig
     needs_backbone = True
-
-    def model_overrides(self, family: str, base: Base, config: StrategyConfig) -> dict:
-        return {"text_trainable": True} if family == "two_tower" and base.kind == "text" else {}
+    tunes_text_encoder = True
 
     def target_modules(self, model: NeuralRecommender, config: LoRAConfig) -> list[str]:
         """Full names of the Linear layers inside the model's blocks whose last name component is a target."""

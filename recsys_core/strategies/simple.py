@@ -46,9 +46,7 @@ class Full(Strategy):
     summary = ("Start from the base's weights and let every weight train. Adapts the most, costs the most "
                "optimizer memory, and can forget what the base knew.")
     config_class = FullConfig
-
-    def model_overrides(self, family: str, base: Base, config: StrategyConfig) -> dict:
-        return {"text_trainable": True} if family == "two_tower" and base.kind == "text" else {}
+    tunes_text_encoder = True
 
     def apply(self, model: NeuralRecommender, config: FullConfig, context: StrategyContext) -> Plan:
         set_trainable(model, lambda g: True)
@@ -76,9 +74,7 @@ class Frozen(Strategy):
                "and it cannot forget; with a text encoder its embeddings are computed once and cached.")
     config_class = FrozenConfig
     needs_backbone = True
-
-    def model_overrides(self, family: str, base: Base, config: StrategyConfig) -> dict:
-        return {"text_trainable": False} if family == "two_tower" else {}
+    tunes_text_encoder = False
 
     def apply(self, model: NeuralRecommender, config: StrategyConfig, context: StrategyContext) -> Plan:
         set_trainable(model, lambda g: g is not None and g.role == "head")
@@ -98,9 +94,7 @@ class Partial(Strategy):
                "features, stay frozen. A middle ground between frozen and full.")
     config_class = PartialConfig
     needs_backbone = True
-
-    def model_overrides(self, family: str, base: Base, config: StrategyConfig) -> dict:
-        return {"text_trainable": True} if family == "two_tower" and base.kind == "text" else {}
+    tunes_text_encoder = True
 
     def check(self, model: NeuralRecommender, base: Base, config: PartialConfig) -> None:
         super().check(model, base, config)

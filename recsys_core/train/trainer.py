@@ -37,6 +37,7 @@ class TrainerConfig:
     gamma: float = field(default=0.5, metadata={"help": "'step'/'plateau' schedule: decay factor", "min": 0.0, "max": 1.0})
     eval_every: int = field(default=1, metadata={"help": "validate every this many epochs", "min": 1})
     patience: int = field(default=5, metadata={"help": "stop after this many validations without improvement (0 = never)", "min": 0})
+    min_epochs: int = field(default=0, metadata={"help": "never stop early before this many epochs (gets past a slow start)", "min": 0})
     log_every: int = field(default=10, metadata={"help": "log loss, lr and throughput every this many steps", "min": 1})
     amp: str = field(default="auto", metadata={"help": "mixed precision: auto (bf16 on CUDA), bf16, off", "choices": ["auto", "bf16", "off"]})
     explode_ratio: float = field(default=1e3, metadata={"help": "fail if the loss grows beyond this times its start", "min": 1.0})
@@ -248,7 +249,7 @@ class Trainer:
             self.bad_evals += 1
         for cb in self.callbacks:
             cb.on_eval_end(self, {"epoch": self.epoch, "step": self.step, "valid": metrics, "best_epoch": self.best_epoch})
-        return bool(self.config.patience) and self.bad_evals >= self.config.patience
+        return bool(self.config.patience) and self.bad_evals >= self.config.patience and self.epoch >= self.config.min_epochs
 
     # -- checkpoint state ----------------------------------------------------------
     def loop_state(self) -> dict:

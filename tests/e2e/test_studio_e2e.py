@@ -6,6 +6,7 @@ A screenshot of every page goes to tests/e2e/artifacts/.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -35,33 +36,43 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
+@contextlib.contextmanager
+def start_studio(tmp: Path):
+    """Serve the studio on a free localhost port with its runs and uploads under `tmp`; yields its URL."""
     port = _free_port()
     env = {**os.environ, "RECTUNE_RUNS_DIR": str(tmp / "runs"), "RECTUNE_UPLOADS_DIR": str(tmp / "uploads"),
            "PYTHONPATH": str(ROOT)}
+    log = open(tmp / "streamlit.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
                              "--server.headless", "true", "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"], cwd=ROOT, env=env,
-                            stdout=open(tmp / "streamlit.log", "wb"), stderr=subprocess.STDOUT)
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the studio did not start: " + (tmp / "streamlit.log").read_text()[-2000:])
-    yield url, tmp
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("the studio did not start: " + (tmp / "streamlit.log").read_text()[-2000:])
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    with start_studio(tmp) as url:
+        yield url, tmp
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +134,14 @@ def _flow(studio, page, tmp_path) -> None:
     # Data: upload, map the columns, load
     _nav(page, "Data")
     page.get_by_text("Upload a file").click()
+    # a bad file first: its problem is shown in words, no traceback, and the demo stays active
+    bad = tmp_path / "export.csv"
+    bad.write_bytes(b"\x00\x01\x02binary\xff\xfe" * 64)
+    page.locator('input[type="file"]').first.set_input_files(str(bad))
+    page.locator('[data-testid="stAlertContentError"]').first.wait_for()
+    assert "binary" in page.locator('[data-testid="stAlertContentError"]').first.text_content()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("100,836").count() > 0
     page.locator('input[type="file"]').first.set_input_files(str(csv))
     page.get_by_text("Map the columns").wait_for()
     _settle(page)
@@ -173,7 +192,9 @@ def _flow(studio, page, tmp_path) -> None:
     assert rows.count() == 10
     _shot(page, "recommendations")
 
-    for name in ("compare", "learn"):
+    for name, shows in (("compare", "Runs to compare"), ("learn", "Incremental update")):
         _nav(page, name.capitalize())
+        page.get_by_text(shows).first.wait_for()
+        _settle(page)
         assert page.locator('[data-testid="stException"]').count() == 0
         _shot(page, name)
