@@ -36,15 +36,16 @@ def experiment_markdown(result: dict, command: str) -> str:
 
     proto = result["protocol"]
     rows = experiment_rows(result)
-    extra = "forgetting" if any("forgetting" in r for r in rows) else "vs_scratch"
-    label = {"forgetting": "forgetting (probe NDCG@10 drop)", "vs_scratch": "vs scratch: NDCG@10 diff [95% CI]"}[extra]
+    extras = [e for e in ("forgetting", "vs_retrain", "vs_scratch") if any(e in r for r in rows)]
+    labels = {"forgetting": "forgetting (probe NDCG@10 drop)", "vs_retrain": "vs retrain: NDCG@10 diff [95% CI]",
+              "vs_scratch": "vs scratch: NDCG@10 diff [95% CI]"}
     lines = [f"Command: `{command}` on {proto.get('device', '?')} ({machine()}); "
              f"the whole experiment took **{result['seconds'] / 60:.1f} min** (base pretraining "
              f"{result['base']['seconds']:.0f} s).", "",
-             f"| | arm | NDCG@10 | Recall@10 | seconds | trainable params | {label} |", "|---|---|---|---|---|---|---|"]
+             "| | arm | NDCG@10 | Recall@10 | seconds | trainable params | " + " | ".join(labels[e] for e in extras) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(extras)]
     for r in rows:
-        tail = r.get(extra, "")
-        tail = f"{tail:+.4f}" if isinstance(tail, float) else tail
+        tail = " | ".join(f"{r[e]:+.4f}" if isinstance(r.get(e), float) else str(r.get(e, "")) for e in extras)
         name = f"**{r['name']}**" if r["name"] == result.get("best") else r["name"]
         lines.append(f"| {r['kind']} | {name} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['seconds']:.1f} | "
                      f"{r['trainable_params']:,} | {tail} |")

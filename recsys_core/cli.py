@@ -314,6 +314,21 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from recsys_core.compress import compress_run
+
+    progress = Progress(not args.quiet)
+    out = compress_run(args.run, prune=args.prune, quantize=args.quantize, out=args.out, progress=progress)
+    if args.json:
+        emit_json(out)
+    else:
+        print(f"compressed {out['run_dir']} -> {out['out']}")
+        print(f"  size     {out['size_before'] / 1e6:.2f} MB -> {out['size_after'] / 1e6:.2f} MB ({out['size_ratio']:.2f}x)")
+        print(f"  ndcg@10  {out['ndcg_before']:.4f} -> {out['ndcg_after']:.4f}")
+        print(f"  top-10 latency for one user {out['latency_before_ms']:.2f} ms -> {out['latency_after_ms']:.2f} ms")
+    return 0
+
+
 def cmd_bases(args: argparse.Namespace) -> int:
     from recsys_core.bases import available_bases
 
@@ -410,6 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(exp)
     exp.add_argument("--json", action="store_true")
     exp.set_defaults(handler=cmd_experiment)
+
+    cp = sub.add_parser("compress", help="prune and quantise a trained run; report size, NDCG and latency")
+    cp.add_argument("--run", metavar="RUN_DIR", required=True)
+    cp.add_argument("--prune", type=float, default=0.5, help="share of weights zeroed by magnitude (0 = none)")
+    cp.add_argument("--quantize", default="int8", choices=["int8", "none"])
+    cp.add_argument("--out", metavar="DIR", help="where the compressed model goes (default RUN_DIR/compressed)")
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(handler=cmd_compress)
 
     bs = sub.add_parser("bases", help="pretrained bases available here (offline)")
     bs.add_argument("--root", help="runs folder to look for finished runs (default ./runs)")

@@ -5,9 +5,10 @@ users and items make the id tables grow) and is scored on the next window; refer
 scratch on everything known, retrain on the new window plus the most similar old users, or keep the
 base as it is (`no_update`). Ids are numbered in time order, so the catalogue only ever grows.
 
-Scoring a window: each user's last interaction in it is the target, predicted from everything known
-before plus their earlier interactions in that window (context, never trained on), over every item seen
-so far (items first seen in the window itself cannot be recommended by a model trained before it). Forgetting: each base-period user's last base
+Scoring a window: the second half of each user's interactions in it are the targets, predicted from
+everything known before plus the first half (context, never trained on), over every item seen so far
+(items first seen in the window itself cannot be recommended by a model trained before it). Strategies
+are compared with retraining by a paired bootstrap over the (window, user) pairs of all windows. Forgetting: each base-period user's last base
 interaction is held out of all training (the probe); the probe's NDCG@10 on the old catalogue before
 any update minus after the last update is the strategy's forgetting (positive = it forgot).
 """
@@ -50,11 +51,21 @@ class OldCatalogue:
         return self.model.full_scores(users, history)[:, : self.n_items]
 
 
+def split_window(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each user's interactions in a window, in time order: the first half is context, the rest are targets
+    (a user with one interaction there has it as the target)."""
+    ordered = chronological(frame)
+    position = ordered.groupby("u", sort=False).cumcount().to_numpy()
+    count = ordered.groupby("u", sort=False)["i"].transform("size").to_numpy()
+    is_context = position < count // 2
+    return ordered[is_context].reset_index(drop=True), ordered[~is_context].reset_index(drop=True)
+
+
 def _window_split(name: str, known: pd.DataFrame, new: pd.DataFrame, upcoming: pd.DataFrame) -> tuple[Split, np.ndarray]:
     """Train on everything known except each user's last new interaction (validation); test on `upcoming`.
 
-    In the upcoming window each user's last interaction is the target; their earlier interactions there
-    are context (known when predicting, never trained on), so users new in that window are scored too.
+    In the upcoming window the second half of each user's interactions are the targets; the first half is
+    context (known when predicting, never trained on), so users new in that window are scored too.
     """
     n_items = int(known["i"].max()) + 1
     upcoming = upcoming[upcoming["i"] < n_items]  # items nobody has seen yet cannot be recommended
@@ -62,11 +73,11 @@ def _window_split(name: str, known: pd.DataFrame, new: pd.DataFrame, upcoming: p
     _, valid = holdout_last(new, min_count=2)
     valid_rows = set(valid["row"].tolist())
     train = known[~known["row"].isin(valid_rows)].reset_index(drop=True)
-    context, last = holdout_last(upcoming, min_count=1)
+    context, targets = split_window(upcoming)
     seen = set(zip(known["u"].tolist(), known["i"].tolist())) | set(zip(context["u"].tolist(), context["i"].tolist()))
-    has_history = last["u"].isin(set(known["u"]) | set(context["u"]))
-    fresh = np.array([(u, i) not in seen for u, i in zip(last["u"].tolist(), last["i"].tolist())], dtype=bool)
-    test = last[has_history.to_numpy() & fresh].reset_index(drop=True)
+    has_history = targets["u"].isin(set(known["u"]) | set(context["u"]))
+    fresh = np.array([(u, i) not in seen for u, i in zip(targets["u"].tolist(), targets["i"].tolist())], dtype=bool)
+    test = targets[has_history.to_numpy() & fresh].drop_duplicates(["u", "i"]).reset_index(drop=True)
     new_rows = new.loc[~new["row"].isin(valid_rows), "row"].to_numpy()
     return Split(name, "all data known so far (each user's last new interaction validates); test: each user's last "
                  "interaction in the next window, their earlier ones there as context",
@@ -110,6 +121,7 @@ def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, b
     per_window = [{"window": 1, "trained_on": "base period", "test_users": base_arm.test.metrics["n_users"],
                    "base": base_arm.figures()}]
     figures: dict[str, list[dict]] = {}
+    results: dict[str, list] = {}
     finals: dict[str, object] = {}
     skipped: dict[str, str] = {}
     known = base_split.train
@@ -154,6 +166,7 @@ def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, b
             score_arm(arm, split)
             row[name] = arm.figures()
             figures.setdefault(name, []).append(arm.figures())
+            results.setdefault(name, []).append(arm.test.per_user.assign(u=arm.test.per_user["u"] + t * 10_000_000))
             finals[name] = arm.model
         per_window.append(row)
 
@@ -172,6 +185,7 @@ def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, b
         "references": references,
         "windows": per_window,
         "forgetting": {n: f["drop"] for n, f in forgetting.items()},
+        "vs_retrain": {n: pooled_versus(results[n], results["retrain"], options.seed) for n in results if n != "retrain"},
         "forgetting_detail": forgetting,
         "skipped": skipped,
     }
@@ -185,6 +199,16 @@ def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, b
             "beats_no_update": strategies[best]["ndcg@10"] > references["no_update"]["ndcg@10"]}
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def pooled_versus(a: list[pd.DataFrame], b: list[pd.DataFrame], seed: int = 0) -> dict:
+    """Paired bootstrap of NDCG@10 (a - b) over every (window, user) pair of all windows."""
+    from recsys_core.eval.significance import paired_bootstrap
+
+    fa, fb = pd.concat(a, ignore_index=True), pd.concat(b, ignore_index=True)
+    joined = fa[["u", "ndcg@10"]].merge(fb[["u", "ndcg@10"]], on="u", suffixes=("_a", "_b"))
+    out = paired_bootstrap(joined["ndcg@10_a"].to_numpy(), joined["ndcg@10_b"].to_numpy(), seed=seed)
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in out.items()}
 
 
 def _average(rows: list[dict]) -> dict:

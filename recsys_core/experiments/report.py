@@ -37,7 +37,8 @@ def experiment_rows(result: dict) -> list[dict]:
     """One row per strategy and reference: kind, name, NDCG@10, Recall@10, seconds, trainable parameters, extras."""
     rows = []
     forgetting = result.get("forgetting", {})
-    versus = result.get("vs_scratch", {})
+    versus = result.get("vs_scratch") or result.get("vs_retrain") or {}
+    label = "vs_scratch" if "vs_scratch" in result else "vs_retrain"
     for kind in ("strategies", "references"):
         for name, f in result.get(kind, {}).items():
             row = {"kind": "strategy" if kind == "strategies" else "reference", "name": name,
@@ -47,7 +48,7 @@ def experiment_rows(result: dict) -> list[dict]:
                 row["forgetting"] = forgetting[name]
             if name in versus:
                 v = versus[name]
-                row["vs_scratch"] = f"{v['diff']:+.4f} [{v['ci_low']:+.4f}, {v['ci_high']:+.4f}]"
+                row[label] = f"{v['diff']:+.4f} [{v['ci_low']:+.4f}, {v['ci_high']:+.4f}]"
             rows.append(row)
     return rows
 
@@ -57,11 +58,11 @@ def experiment_table(result: dict) -> str:
     lines = [f"{proto['name']} experiment, {proto.get('model')} on {result.get('data', '?')} "
              f"({result.get('seconds', 0):.0f}s on {proto.get('device', '?')})"]
     rows = experiment_rows(result)
-    extra = "forgetting" if any("forgetting" in r for r in rows) else "vs_scratch"
-    lines.append(f"{'':<10} {'name':<14} {'ndcg@10':>8} {'recall@10':>9} {'seconds':>8} {'trainable':>10}  {extra}")
+    extras = [e for e in ("forgetting", "vs_retrain", "vs_scratch") if any(e in r for r in rows)]
+    lines.append(f"{'':<10} {'name':<14} {'ndcg@10':>8} {'recall@10':>9} {'seconds':>8} {'trainable':>10}  "
+                 + "  ".join(extras))
     for r in rows:
-        tail = r.get(extra, "")
-        tail = f"{tail:+.4f}" if isinstance(tail, float) else tail
+        tail = "  ".join(f"{r[e]:+.4f}" if isinstance(r.get(e), float) else str(r.get(e, "")) for e in extras)
         lines.append(f"{r['kind']:<10} {r['name']:<14} {r['ndcg@10']:>8.4f} {r['recall@10']:>9.4f} "
                      f"{r['seconds']:>8.1f} {r['trainable_params']:>10,}  {tail}")
     lines.append(f"best strategy: {result.get('best')}")

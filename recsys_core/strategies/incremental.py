@@ -25,7 +25,7 @@ class IncrementalConfig(StrategyConfig):
     init: str = field(default="neighbours", metadata={
         "help": "rows for new items and users: mean of their neighbours, a map from item text, or the plain mean",
         "choices": INITS})
-    replay: float = field(default=0.1, metadata={
+    replay: float = field(default=0.3, metadata={
         "help": "share of old users whose old interactions are trained on again with the new ones (whole users, so a "
                 "sequence model replays whole histories rather than scattered positions)", "min": 0.0, "max": 1.0})
     penalty: str = field(default="l2sp", metadata={
