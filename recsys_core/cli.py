@@ -280,7 +280,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     from recsys_core.experiments.report import experiment_table, save_experiment
-    from recsys_core.experiments.transfer import ExperimentOptions
+    from recsys_core.experiments.common import ExperimentOptions
     from recsys_core.train.run import load_config_file
 
     progress = Progress(not args.quiet)

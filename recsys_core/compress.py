@@ -112,7 +112,11 @@ def load_compressed(directory: str | Path, item_texts: list[str] | None = None) 
     model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in state.items()})
     model.eval()
     if meta.get("quantize") == "int8":
-        model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao's eager quantisation is deprecated upstream (torchao) yet works
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     return model
 
 

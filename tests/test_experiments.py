@@ -11,7 +11,8 @@ import pytest
 from recsys_core.cli import main
 from recsys_core.data.dataset import Dataset
 from recsys_core.experiments.incremental import run_incremental
-from recsys_core.experiments.transfer import ExperimentOptions, run_transfer
+from recsys_core.experiments.common import ExperimentOptions
+from recsys_core.experiments.transfer import run_transfer
 
 SASREC = {"hidden": 16, "heads": 2, "inner": 32, "max_len": 20}
 METRICS = {"ndcg@10", "recall@10", "seconds", "trainable_params"}

@@ -18,8 +18,8 @@ from recsys_core.data.dataset import Dataset
 from recsys_core.data.splits import History, Split, user_group_split
 from recsys_core.errors import ConfigError
 from recsys_core.eval.evaluator import evaluate
-from recsys_core.experiments.common import Arm, ArmSpec, Progress, pick_best, score_arm, train_arm, versus
-from recsys_core.experiments.transfer import ExperimentOptions, holdout_last
+from recsys_core.experiments.common import (Arm, ArmSpec, ExperimentOptions, Progress, holdout_last, pick_best,
+                                            score_arm, train_arm, versus)
 from recsys_core.train.device import device_name, pick_device, seed_everything
 
 

@@ -10,15 +10,58 @@ import pandas as pd
 import torch
 
 from recsys_core.bases import NONE, Base
-from recsys_core.data.splits import Split
+from recsys_core.data.splits import Split, chronological
 from recsys_core.eval.evaluator import EvalResult, evaluate
 from recsys_core.eval.significance import paired_bootstrap
 from recsys_core.models.neural import NeuralRecommender
 from recsys_core.strategies import parse_strategy
+from recsys_core.models import family_class
 from recsys_core.train.finetune import prepare, train_prepared
 from recsys_core.train.trainer import TrainerConfig
 
 Progress = Callable[[str], None]
+
+
+STRATEGY_ORDER = ("full", "frozen", "partial", "lora", "incremental")
+# Arms trained from random weights use the family's trainer defaults (SASRec needs its patience and minimum
+# epochs to get past the plateau of its first epochs); arms that start from a trained base are already past it
+# and stop after 3 validations without improvement.
+EXPERIMENT_TUNE = {"patience": 3, "min_epochs": 0}
+
+
+@dataclass
+class ExperimentOptions:
+    """Options shared by both experiments; `train` overrides the family's trainer defaults for every arm."""
+
+    family: str = "sasrec"
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    tune: dict = field(default_factory=dict)  # extra trainer overrides for arms that start from a base
+    strategies: tuple[str, ...] = STRATEGY_ORDER
+    strategy_options: dict = field(default_factory=dict)  # name -> options, e.g. {"lora": {"rank": 4}}
+    similar_share: float = 0.25
+    similar_by: str = "interactions"  # or "text" (MiniLM profiles of the users' items), or "text:hf:PATH"
+    seed: int = 0
+    device: str = "auto"
+
+    def trainer(self, tuned: bool = False) -> TrainerConfig:
+        cls = family_class(self.family)
+        values = {**getattr(cls, "default_train", {}), "seed": self.seed, **self.train,
+                  **({**EXPERIMENT_TUNE, **self.tune} if tuned else {})}
+        return TrainerConfig.from_dict(values)
+
+    def strategy_spec(self, name: str) -> dict:
+        return {"name": name, **self.strategy_options.get(name, {})}
+
+
+def holdout_last(frame: pd.DataFrame, min_count: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rest, last interaction of each user with at least `min_count`), in time order."""
+    ordered = chronological(frame)
+    from_end = ordered.groupby("u", sort=False).cumcount(ascending=False).to_numpy()
+    counts = ordered.groupby("u", sort=False)["i"].transform("size").to_numpy()
+    last = (from_end == 0) & (counts >= min_count)
+    return ordered[~last].reset_index(drop=True), ordered[last].reset_index(drop=True)
+
 REPORTED = ("ndcg@10", "recall@10", "hr@10", "mrr@10", "n_users")
 
 

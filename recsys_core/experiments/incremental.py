@@ -25,9 +25,9 @@ from recsys_core.data.dataset import Dataset
 from recsys_core.data.splits import History, Split, chronological, time_windows
 from recsys_core.errors import ConfigError
 from recsys_core.eval.evaluator import evaluate
-from recsys_core.experiments.common import (Arm, ArmSpec, Progress, pick_best, profile_text, score_arm, similar_users,
+from recsys_core.experiments.common import (Arm, ArmSpec, ExperimentOptions, Progress, holdout_last, pick_best,
+                                            profile_text, score_arm, similar_users,
                                             train_arm)
-from recsys_core.experiments.transfer import ExperimentOptions, holdout_last
 from recsys_core.models import NEURAL
 from recsys_core.train.device import device_name, pick_device, seed_everything
 

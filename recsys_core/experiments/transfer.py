@@ -10,60 +10,16 @@ plus the most similar source users (`similar_users`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-
 import numpy as np
-import pandas as pd
-
 from recsys_core.bases import Base
 from recsys_core.data.dataset import Dataset
-from recsys_core.data.splits import Split, chronological, user_group_split
+from recsys_core.data.splits import Split, user_group_split
 from recsys_core.errors import ConfigError
-from recsys_core.experiments.common import (Arm, ArmSpec, Progress, pick_best, profile_text, score_arm, similar_users,
-                                            train_arm, versus)
-from recsys_core.models import NEURAL, family_class
+from recsys_core.experiments.common import (Arm, ArmSpec, ExperimentOptions, Progress, holdout_last, pick_best,
+                                            profile_text, score_arm, similar_users, train_arm, versus)
+from recsys_core.models import NEURAL
 from recsys_core.train.device import device_name, pick_device, seed_everything
-from recsys_core.train.trainer import TrainerConfig
 
-TRANSFER_STRATEGIES = ("full", "frozen", "partial", "lora", "incremental")
-# Arms trained from random weights use the family's trainer defaults (SASRec needs its patience and minimum
-# epochs to get past the plateau of its first epochs); arms that start from a trained base are already past it
-# and stop after 3 validations without improvement.
-EXPERIMENT_TUNE = {"patience": 3, "min_epochs": 0}
-
-
-@dataclass
-class ExperimentOptions:
-    """Options shared by both experiments; `train` overrides the family's trainer defaults for every arm."""
-
-    family: str = "sasrec"
-    model: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
-    tune: dict = field(default_factory=dict)  # extra trainer overrides for arms that start from a base
-    strategies: tuple[str, ...] = TRANSFER_STRATEGIES
-    strategy_options: dict = field(default_factory=dict)  # name -> options, e.g. {"lora": {"rank": 4}}
-    similar_share: float = 0.25
-    similar_by: str = "interactions"  # or "text" (MiniLM profiles of the users' items), or "text:hf:PATH"
-    seed: int = 0
-    device: str = "auto"
-
-    def trainer(self, tuned: bool = False) -> TrainerConfig:
-        cls = family_class(self.family)
-        values = {**getattr(cls, "default_train", {}), "seed": self.seed, **self.train,
-                  **({**EXPERIMENT_TUNE, **self.tune} if tuned else {})}
-        return TrainerConfig.from_dict(values)
-
-    def strategy_spec(self, name: str) -> dict:
-        return {"name": name, **self.strategy_options.get(name, {})}
-
-
-def holdout_last(frame: pd.DataFrame, min_count: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rest, last interaction of each user with at least `min_count`), in time order."""
-    ordered = chronological(frame)
-    from_end = ordered.groupby("u", sort=False).cumcount(ascending=False).to_numpy()
-    counts = ordered.groupby("u", sort=False)["i"].transform("size").to_numpy()
-    last = (from_end == 0) & (counts >= min_count)
-    return ordered[~last].reset_index(drop=True), ordered[last].reset_index(drop=True)
 
 
 def run_transfer(ds: Dataset, options: ExperimentOptions, shots: int = 10, source_frac: float = 0.8,
@@ -124,7 +80,7 @@ def run_transfer(ds: Dataset, options: ExperimentOptions, shots: int = 10, sourc
         score_arm(arm, split)
     scratch = references["scratch"].test
     result = {
-        "protocol": {"name": "transfer", **split.summary(), "description": split.description,
+        "protocol": {**split.summary(), "name": "transfer", "split": split.name, "description": split.description,
                      "model": options.family, "device": device_name(device)},
         "base": {"seconds": round(base_arm.seconds, 2), "epochs": base_arm.epochs,
                  "source_interactions": int(len(source))},
