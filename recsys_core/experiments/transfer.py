@@ -68,11 +68,15 @@ def run_transfer(ds: Dataset, options: ExperimentOptions, shots: int = 10, sourc
     say("strategies, each starting from the base")
     strategies: dict[str, Arm] = {}
     skipped: dict[str, str] = {}
+    # A few-shot epoch is a handful of steps, so fine-tuning gets the scratch arms' patience of 10 validations
+    # (unless the caller set its own), not the 3 that suit an incremental window.
+    tuned = options.trainer(tuned=True) if options.tune else options.trainer().__class__.from_dict(
+        {**options.trainer().as_dict(), "min_epochs": 0})
     for name in options.strategies:
         spec = ArmSpec(name, options.strategy_spec(name), base, train_rows=few_rows, new_rows=few_rows)
         try:
             strategies[name] = train_arm(spec, options.family, options.model, split, *ids, texts,
-                                         options.trainer(tuned=True), device, options.seed, say)
+                                         tuned, device, options.seed, say)
         except ConfigError as exc:  # not applicable to this family (e.g. lora on mf): reported, not fatal
             skipped[name] = str(exc)
             say(f"  {name}: skipped ({exc})")
