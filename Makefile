@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: app test test-fast e2e-deps screenshots lock clean help
+.PHONY: app test test-fast e2e-deps screenshots recbole-env lock clean help
 
 help:
 	@echo "make app    - set up and open the studio on the demo dataset (http://localhost:$(PORT))"
@@ -36,9 +36,22 @@ e2e-deps:
 screenshots: $(STAMP)
 	$(PY) bench/screenshots.py
 
+# RecBole 1.2.1, the peer that bench/speed.py --vs-recbole races, in its own venv (never our dependency).
+RECBOLE_VENV := .venv-recbole
+recbole-env: $(RECBOLE_VENV)/.installed
+$(RECBOLE_VENV)/.installed:
+	@test -x $(RECBOLE_VENV)/bin/python || $(PYTHON) -m venv $(RECBOLE_VENV)
+	$(RECBOLE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	@# --no-deps: RecBole's and thop's bare 'torch' would swap our CPU build for a CUDA one
+	$(RECBOLE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps recbole==1.2.1 thop
+	$(RECBOLE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "numpy<2" "pandas<2.3" \
+		"scipy<1.14" "setuptools<70" tqdm colorlog==4.7.2 colorama==0.4.4 scikit-learn pyyaml tensorboard \
+		tabulate plotly texttable psutil "ray>=1.13,<=2.6.3"
+	@touch $@
+
 # Regenerate the lock from the current environment (torch stays pinned to the CPU build's version).
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache runs uploads tests/e2e/artifacts
+	rm -rf $(VENV) $(RECBOLE_VENV) .pytest_cache runs uploads tests/e2e/artifacts

@@ -8,12 +8,11 @@ from typing import Any
 import streamlit as st
 
 from recsys_core.config_fields import describe_fields
-from recsys_core.data.clean import CleaningOptions
 from recsys_core.data.dataset import Dataset, load_dataset
 from recsys_core.errors import RecTuneError
 from recsys_core.runs.index import RunIndex
 from recsys_core.runs.rundir import RunDir, runs_root
-from recsys_core.uploads import recall_source, remember_source
+from recsys_core.uploads import load_source, recall_source, remember_source
 
 
 @st.cache_resource(show_spinner="Loading the demo dataset…")
@@ -23,11 +22,7 @@ def load_demo() -> Dataset:
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
 def _load_source(source_json: str) -> Dataset:
-    source = json.loads(source_json)
-    options = {k: v for k, v in source.items() if k not in ("path", "items", "name")}
-    cleaning = CleaningOptions(**{k: v for k, v in options.items() if k in CleaningOptions.__dataclass_fields__})
-    return load_dataset(source["path"], columns=source.get("columns"), header=False if source.get("no_header") else None,
-                        items_path=source.get("items"), cleaning=cleaning, name=source.get("name"))
+    return load_source(json.loads(source_json))
 
 
 def activate_upload(source: dict) -> Dataset:

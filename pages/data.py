@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pages.common import activate_upload, active_dataset, show_error
 from recsys_core.data.describe import activity_frame, describe, popularity_frame, rating_frame, timeline_frame
-from recsys_core.uploads import column_preview, save_upload
+from recsys_core.uploads import column_preview, mapping_spec, save_upload
 
 NONE = "(none)"
 st.title("Data")
@@ -20,18 +20,20 @@ with st.expander("Load data", expanded="dataset" not in st.session_state):
             st.query_params.pop("data", None)
             st.rerun()
     else:
+        # No type= filter: the loader recognises formats by content and explains what it cannot read, in words.
         upload = st.file_uploader("Interactions (CSV, TSV, Parquet, JSON lines, MovieLens .dat, RecBole .inter)",
-                                  type=["csv", "tsv", "txt", "dat", "parquet", "jsonl", "json", "inter", "gz", "zip"],
                                   key="data.upload")
         items_upload = st.file_uploader("Item text (optional): item id plus title / genres / description",
-                                        type=["csv", "tsv", "txt", "dat", "parquet", "jsonl", "json"], key="data.items")
+                                        key="data.items")
         preview = None
         if upload is not None:
             try:
                 path = st.session_state.get("upload_path")
-                if st.session_state.get("upload_name") != (upload.name, upload.size):
+                # file_id changes with every upload, so a new file with the same name and size is not mistaken for the old
+                signature = (upload.name, upload.size, getattr(upload, "file_id", None))
+                if st.session_state.get("upload_name") != signature:
                     path = str(save_upload(upload.name, upload.getvalue()))
-                    st.session_state["upload_path"], st.session_state["upload_name"] = path, (upload.name, upload.size)
+                    st.session_state["upload_path"], st.session_state["upload_name"] = path, signature
                 preview = column_preview(path)
             except Exception as exc:  # noqa: BLE001 - every problem is shown in words; the active dataset stays
                 show_error(exc)
@@ -53,9 +55,7 @@ with st.expander("Load data", expanded="dataset" not in st.session_state):
             min_user = c[1].number_input("drop users with fewer interactions than", value=0, step=1, key="data.min_user")
             drop_invalid = c[2].checkbox("drop invalid rows (reported) instead of stopping", key="data.drop_invalid")
             if st.button("Load this dataset", type="primary", key="data.load"):
-                # without a header row, columns are named by 0-based position
-                columns = ",".join(f"{r}={col if preview['header'] else cols.index(col)}"
-                                   for r, col in mapping.items() if col != NONE)
+                columns = mapping_spec({r: (None if c == NONE else c) for r, c in mapping.items()}, cols, preview["header"])
                 items_path = str(save_upload(items_upload.name, items_upload.getvalue())) if items_upload else None
                 source = {"path": path, "columns": columns, "name": Path(upload.name).stem,
                           **({"no_header": True} if not preview["header"] else {}),

@@ -186,15 +186,34 @@ def evaluate_run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- train
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from recsys_core.train import distributed
+
+    if args.nproc > 1 and not distributed.launched_by_torchrun():
+        # torchrun starts N copies of this command (without --nproc); its exit status is ours
+        import subprocess
+
+        return subprocess.call(distributed.torchrun_command(args.nproc, distributed.strip_nproc(args.argv)))
+    dist, _ = distributed.init_from_env(args.device)
+    try:
+        return _train(args, dist)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, dist) -> int:
     from recsys_core.runs.rundir import RunDir
+    from recsys_core.train import distributed
     from recsys_core.train.run import execute_run, load_config_file, make_run_config, start_run
 
-    progress = Progress(not args.quiet)
+    progress = Progress(not args.quiet and dist.is_main)
     if args.resume:
         run = RunDir(args.resume)
         run.read_config()  # a clear error if this is not a run directory
         progress(f"resuming {run.path}")
-        result = execute_run(run, resume=True, progress=progress)
+        result = execute_run(run, resume=True, progress=progress, dist=dist)
+    elif not dist.is_main:  # rank 0 creates the run directory; the others train into it
+        run = RunDir(distributed.broadcast(None, dist))
+        result = execute_run(run, progress=progress, dist=dist)
     else:
         if not args.data or not args.model:
             raise RecTuneError("train needs --data DATA and --model MODEL (or --resume RUN_DIR)")
@@ -218,7 +237,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  strategy=args.strategy or file_cfg.get("strategy"))
         run = start_run(config, args.run_dir)
         progress(f"run directory {run.path}")
-        result = execute_run(run, progress=progress)
+        distributed.broadcast(str(run.path), dist)
+        result = execute_run(run, progress=progress, dist=dist)
+    if not dist.is_main:
+        return 0 if result.status in ("finished", "stopped") else 1
     if args.json:
         emit_json(result.as_json())
     else:
@@ -396,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--run-dir", metavar="DIR", help="where the run goes (default runs/<run id>)")
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run from its last checkpoint")
+    tr.add_argument("--nproc", type=int, default=1, metavar="N",
+                    help="train with N data-parallel processes on this machine (torchrun + DDP; NCCL on GPUs, gloo on CPU)")
     add_data_options(tr)
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(handler=cmd_train)
@@ -455,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     for attr in ("quiet",):  # allow --quiet after the sub-command too
         setattr(args, attr, getattr(args, attr, False))
     try:

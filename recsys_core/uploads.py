@@ -56,6 +56,25 @@ def column_preview(path: str | Path, sep: str | None = None, header: bool | None
             "sep": raw.sep, "header": raw.header}
 
 
+def load_source(source: dict):
+    """Load a dataset as the studio describes it: path, column mapping, header flag, cleaning options, item file."""
+    from recsys_core.data.clean import CleaningOptions
+    from recsys_core.data.dataset import load_dataset
+
+    options = {k: v for k, v in source.items() if k not in ("path", "items", "name")}
+    cleaning = CleaningOptions(**{k: v for k, v in options.items() if k in CleaningOptions.__dataclass_fields__})
+    return load_dataset(source["path"], columns=source.get("columns"), header=False if source.get("no_header") else None,
+                        items_path=source.get("items"), cleaning=cleaning, name=source.get("name"))
+
+
+def mapping_spec(mapping: dict[str, str | None], columns: list[str], header: bool) -> dict[str, str]:
+    """The column mapping to load with: role -> column name (0-based position when there is no header row).
+
+    A dict, not a 'role=column' string, so column names holding ',' or '=' map safely.
+    """
+    return {role: col if header else str(columns.index(col)) for role, col in mapping.items() if col}
+
+
 SOURCE_FILE = "source.json"
 
 

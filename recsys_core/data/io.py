@@ -86,6 +86,13 @@ def read_table(path: str | Path, sep: str | None = None, header: bool | None = N
         raise
     except MemoryError:
         raise DataError(f"{name}: the file is too large to load into memory") from None
+    except RecursionError:
+        raise DataError(f"{name}: the data is nested too deeply to be a table of interactions") from None
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise DataError(f"{name}: one field is longer than {csv.field_size_limit():,} characters; "
+                            "check the separator and the quotes (an unclosed quote swallows the rest of the file)") from None
+        raise DataError(f"{name}: could not read the file as a table ({_first_line(exc)})") from None
     except Exception as exc:  # a reader failed in a way we did not foresee: still one clear line
         raise DataError(f"{name}: could not read the file ({type(exc).__name__}: {_first_line(exc)})") from None
 
@@ -290,11 +297,12 @@ def _read_delimited(path: Path, head: bytes, sep: str | None, header: bool | Non
         cols = [c.strip() for c in sample_rows[0]]
         if is_inter:  # RecBole atomic files name columns like 'user_id:token'
             cols = [c.split(":", 1)[0] for c in cols]
+        if "" in cols:
+            raise DataError(f"{name}: the header has an empty column name (column {cols.index('') + 1}); "
+                            "name every column, or remove the header row and map columns by position")
         dupes = sorted({c for c in cols if cols.count(c) > 1})
         if dupes:
-            raise DataError(f"{name}: the header names column {dupes[0]!r} more than once")
-        if "" in cols:
-            raise DataError(f"{name}: the header has an empty column name (column {cols.index('') + 1})")
+            raise DataError(f"{name}: the header names column {dupes[0][:80]!r} more than once")
         frame.columns = cols
     else:
         frame.columns = [str(j) for j in range(frame.shape[1])]

@@ -37,13 +37,19 @@ def _examples(raw: RawTable, rows: np.ndarray, column: str) -> list[str]:
     frame = raw.frame
     out = []
     for r in rows[:MAX_EXAMPLES]:
-        out.append(f"{raw.line_of(int(r))}: {frame[column].iloc[int(r)]!r}")
+        out.append(f"{raw.line_of(int(r))}: {_short(frame[column].iloc[int(r)])}")
     return out
+
+
+def _short(value, limit: int = 60) -> str:
+    """repr() of a cell, cut to `limit` characters: a 10 kB id must not become a 10 kB message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(str(value)):,} characters)"
 
 
 def _fail(raw: RawTable, code: str, column: str, rows: np.ndarray, what: str, hint: str = "") -> None:
     ex = _examples(raw, rows, column)
-    msg = f"{raw.path.name}: column {column!r} {what} in {len(rows)} row(s), e.g. {'; '.join(ex)}"
+    msg = f"{raw.path.name}: column {_short(column, 80)} {what} in {len(rows)} row(s), e.g. {'; '.join(ex)}"
     if hint:
         msg += f" — {hint}"
     err = DataError(msg)
@@ -100,6 +106,9 @@ def parse_ratings(raw: RawTable, column: str, drop_invalid: bool) -> tuple[np.nd
     return nums, missing
 
 
+MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31 23:59:59 UTC
+
+
 def parse_timestamps(raw: RawTable, column: str, drop_invalid: bool) -> tuple[np.ndarray, np.ndarray, str]:
     """Unix seconds (milliseconds are detected) or date strings -> float seconds since the epoch."""
     values = raw.frame[column]
@@ -107,11 +116,12 @@ def parse_timestamps(raw: RawTable, column: str, drop_invalid: bool) -> tuple[np
     nums = _parse_numbers(values)
     numeric_share = np.isfinite(nums[~absent]).mean() if (~absent).any() else 0.0
     kind = "unix seconds"
-    if numeric_share > 0.99:
+    if numeric_share > 0.5:  # mostly numbers: the others are the culprits (dates mixed in are not supported)
         finite = np.isfinite(nums)
         bad = ~finite & ~absent
         if bad.any():
-            _fail(raw, "bad_timestamp", column, np.flatnonzero(bad), "has values that are not timestamps")
+            _fail(raw, "bad_timestamp", column, np.flatnonzero(bad), "has values that are not timestamps",
+                  "give unix seconds (or milliseconds) in every row, or ISO dates in every row")
         med = np.nanmedian(np.abs(nums)) if finite.any() else 0
         if 3000 > med > 1000 and np.nanmax(nums) < 3000:
             kind = "year"
@@ -124,6 +134,10 @@ def parse_timestamps(raw: RawTable, column: str, drop_invalid: bool) -> tuple[np
             kind = "unix milliseconds"
             nums = nums / 1e3
         seconds = nums
+        # beyond year 9999 (or before year 1) no calendar can show it: a corrupt value, not a time
+        out_of_range = np.isfinite(seconds) & (np.abs(seconds) > MAX_TIMESTAMP_SECONDS)
+        if out_of_range.any():
+            _fail(raw, "bad_timestamp", column, np.flatnonzero(out_of_range), "has timestamps out of range (beyond year 9999)")
     else:
         text = values.where(~absent, None)
         parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")

@@ -11,6 +11,7 @@ from recsys_core.bases import Base, initial_model
 from recsys_core.data.splits import History, Split
 from recsys_core.models.neural import NeuralRecommender, TrainData
 from recsys_core.strategies import Plan, Strategy, StrategyConfig, StrategyContext, parameter_report
+from recsys_core.train.distributed import SINGLE, Dist
 from recsys_core.train.trainer import Callback, FitOutcome, Trainer, TrainerConfig
 
 
@@ -57,7 +58,8 @@ def prepare(family: str, model_config: dict, base: Base, strategy: Strategy, con
 
 def train_prepared(prepared: Prepared, split: Split, trainer_config: TrainerConfig, device: torch.device,
                    item_texts: list[str] | None = None, callbacks: list[Callback] | None = None,
-                   should_stop=None, train_rows: np.ndarray | None = None) -> tuple[NeuralRecommender, FitOutcome]:
+                   should_stop=None, train_rows: np.ndarray | None = None, dist: Dist = SINGLE,
+                   return_trainer: bool = False) -> tuple:
     """Train with the plan's parameter groups, extra loss and data; finish (e.g. merge LoRA) afterwards.
 
     `train_rows` restricts training targets when the strategy does not choose them itself (e.g. the
@@ -69,11 +71,11 @@ def train_prepared(prepared: Prepared, split: Split, trainer_config: TrainerConf
     data = TrainData(split.train_history, item_texts=item_texts if getattr(model, "needs_text", False) else None,
                      train_rows=rows)
     trainer = Trainer(model, data, split, trainer_config, device, callbacks=callbacks, should_stop=should_stop,
-                      param_groups=plan.param_groups, extra_loss=plan.extra_loss)
+                      param_groups=plan.param_groups, extra_loss=plan.extra_loss, dist=dist)
     outcome = trainer.fit()
     if plan.finish is not None:
         model = plan.finish(model)
-    return model, outcome
+    return (model, outcome, trainer) if return_trainer else (model, outcome)
 
 
 def preview(family: str, model_config: dict, base: Base, strategy: Strategy, config: StrategyConfig,

@@ -23,6 +23,7 @@ from recsys_core.runs.atomic import atomic_write_dir, atomic_write_json, existin
 from recsys_core.runs.index import RunIndex
 from recsys_core.runs.rundir import RunDir, new_run_id, runs_root
 from recsys_core.train.device import device_name, pick_device, seed_everything
+from recsys_core.train.distributed import SINGLE, Dist
 from recsys_core.train.trainer import Callback, FitOutcome, Trainer, TrainerConfig, TrainingFailed
 
 Progress = Callable[[str], None]
@@ -133,7 +134,7 @@ def _plain(state: dict) -> dict:
     return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
 
-def load_checkpoint(run: RunDir, trainer: Trainer) -> bool:
+def load_checkpoint(run: RunDir, trainer: Trainer, keep_best: bool = True) -> bool:
     """Restore the trainer from checkpoints/last (or its previous version); False if there is none."""
     from safetensors.torch import load_file
 
@@ -148,7 +149,7 @@ def load_checkpoint(run: RunDir, trainer: Trainer) -> bool:
     except Exception as exc:
         raise RecTuneError(f"{directory}: the checkpoint is corrupt and cannot be resumed ({type(exc).__name__}: {exc})") from None
     trainer.restore(loop, tensors, {k: v.to(trainer.device) for k, v in model_state.items()},
-                    {k: v.to(trainer.device) for k, v in best.items()} if best else None)
+                    {k: v.to(trainer.device) for k, v in best.items()} if best and keep_best else None)
     return True
 
 
@@ -207,14 +208,20 @@ def start_run(config: dict, run_dir: str | Path | None = None) -> RunDir:
     return run
 
 
-def execute_run(run: RunDir, resume: bool = False, progress: Progress | None = None) -> RunResult:
-    """Train (or resume) the run in `run`; never raises for training failures: they end as status 'failed'."""
+def execute_run(run: RunDir, resume: bool = False, progress: Progress | None = None, dist: Dist = SINGLE) -> RunResult:
+    """Train (or resume) the run in `run`; never raises for training failures: they end as status 'failed'.
+
+    Under torchrun (`dist.enabled`) every rank trains its shard; only rank 0 writes to the run directory.
+    """
     config = run.read_config()
+    if not dist.is_main:
+        return _execute_worker_rank(run, config, resume, dist)
     index = RunIndex(run.path.parent)
-    device = pick_device(config.get("device", "auto"))
+    device = _device_for(config, dist)
     seed_everything(config.get("seed", 0))
     run.stop_path.unlink(missing_ok=True)
-    run.write_status("running", pid=os.getpid(), device=device_name(device), error=None, resumed=resume)
+    extra = {"world_size": dist.world, "backend": dist.backend} if dist.enabled else {}
+    run.write_status("running", pid=os.getpid(), device=device_name(device), error=None, resumed=resume, **extra)
     index.upsert(run)
     say = progress or (lambda m: None)
     try:
@@ -225,10 +232,12 @@ def execute_run(run: RunDir, resume: bool = False, progress: Progress | None = N
         say(f"{family}: {len(split.train):,} training interactions, {split.n_users:,} users, {split.n_items:,} items "
             f"on {device_name(device)}")
         if family in BASELINES:
+            if dist.enabled:
+                raise ConfigError(f"{family} is fitted in closed form: there is nothing to distribute (drop --nproc)")
             model = build_model(family, split.n_users, split.n_items, model_cfg)
             result = _fit_closed_form(run, model, split, ds, say)
         else:
-            result = _train_neural(run, family, model_cfg, ds, split, config, device, resume, say)
+            result = _train_neural(run, family, model_cfg, ds, split, config, device, resume, say, dist)
     except TrainingFailed as exc:
         run.write_status("failed", error=str(exc))
         index.upsert(run)
@@ -242,6 +251,31 @@ def execute_run(run: RunDir, resume: bool = False, progress: Progress | None = N
         index.upsert(run)
         raise
     index.upsert(run)
+    return result
+
+
+def _device_for(config: dict, dist: Dist) -> torch.device:
+    """The configured device; under DDP on GPUs, this rank's own GPU."""
+    device = pick_device(config.get("device", "auto"))
+    if dist.enabled and device.type == "cuda":
+        return torch.device("cuda", dist.local_rank)
+    return device
+
+
+def _execute_worker_rank(run: RunDir, config: dict, resume: bool, dist: Dist) -> RunResult:
+    """A rank other than 0: the same data, model and plan, its shard of the batches, no writes."""
+    device = _device_for(config, dist)
+    seed_everything(config.get("seed", 0))
+    ds = dataset_from_config(config)
+    split = split_from_config(ds, config)
+    family = config["model"]["family"]
+    if family in BASELINES:
+        raise ConfigError(f"{family} is fitted in closed form: there is nothing to distribute (drop --nproc)")
+    model_cfg = {k: v for k, v in config["model"].items() if k != "family"}
+    try:
+        result = _train_neural(run, family, model_cfg, ds, split, config, device, resume, lambda m: None, dist)
+    except TrainingFailed as exc:  # rank 0 records the failure; every rank sees the same NaN
+        return RunResult(run, "failed", device_name(device), {}, {}, 0.0, 0, 0, error=str(exc))
     return result
 
 
@@ -261,7 +295,7 @@ def _tensors_of(model: FittedRecommender) -> list[torch.Tensor]:
 
 
 def _train_neural(run: RunDir, family: str, model_cfg: dict, ds: Dataset, split: Split, config: dict,
-                  device: torch.device, resume: bool, say: Progress) -> RunResult:
+                  device: torch.device, resume: bool, say: Progress, dist: Dist = SINGLE) -> RunResult:
     from recsys_core.bases import resolve_base
     from recsys_core.strategies import parse_strategy
     from recsys_core.train.finetune import prepare, train_prepared
@@ -275,19 +309,40 @@ def _train_neural(run: RunDir, family: str, model_cfg: dict, ds: Dataset, split:
                        item_texts, new_rows=new_rows, seed=config.get("seed", 0),
                        optimizer=config["train"].get("optimizer", "adam"))
     summary = prepared.summary()
-    atomic_write_json(run.path / "plan.json", summary)
+    if dist.is_main:
+        atomic_write_json(run.path / "plan.json", summary)
     say(f"base {base.spec}, strategy {strategy.name}: {summary['trainable_params']:,} of {summary['total_params']:,} "
         f"parameters train ({summary['trainable_share']:.1%})" + "".join(f"; {n}" for n in prepared.notes))
-    callbacks = [RunLogger(run, say)]
+    callbacks = [RunLogger(run, say)] if dist.is_main else []
     trainer_cfg = TrainerConfig.from_dict(config["train"])
     if resume:
-        outcome_model, outcome = _resume(run, prepared, split, trainer_cfg, device, item_texts, callbacks, say)
+        outcome_model, outcome, trainer = _resume(run, prepared, split, trainer_cfg, device, item_texts, callbacks, say, dist)
     else:
-        outcome_model, outcome = train_prepared(prepared, split, trainer_cfg, device, item_texts, callbacks, StopSignal(run))
+        outcome_model, outcome, trainer = train_prepared(prepared, split, trainer_cfg, device, item_texts, callbacks,
+                                                         StopSignal(run), dist=dist, return_trainer=True)
+    if dist.enabled:
+        _record_ranks(run, trainer, dist)
+        if not dist.is_main:
+            return RunResult(run, outcome.status, device_name(device), {}, {}, outcome.seconds,
+                             summary["trainable_params"], summary["total_params"])
     say(f"{outcome.status}: {outcome.reason}; best validation ndcg@10 {outcome.best_metric:.4f} at epoch {outcome.best_epoch}")
     return _finish(run, outcome_model, split, ds, outcome.status, outcome.reason, outcome.seconds,
                    (summary["trainable_params"], summary["total_params"]), say, epochs=outcome.epochs,
                    steps=outcome.steps, base=base.spec, strategy=strategy.name)
+
+
+def _record_ranks(run: RunDir, trainer: Trainer, dist: Dist) -> None:
+    """distributed.json: world size, backend and each rank's weight digest after the last step (they must agree)."""
+    from recsys_core.train import distributed
+
+    mine = {"rank": dist.rank, "weights_sha256": trainer.final_digest, "steps": trainer.step,
+            "steps_per_epoch": trainer.steps_per_epoch, "device": str(trainer.device)}
+    ranks = distributed.gather(mine, dist)
+    if dist.is_main:
+        digests = {r["weights_sha256"] for r in ranks}
+        atomic_write_json(run.path / "distributed.json", {
+            "world_size": dist.world, "backend": dist.backend, "ranks": ranks, "ranks_agree": len(digests) == 1,
+            "batches_per_epoch": trainer.n_batches, "batch_size_per_rank": trainer.config.batch_size})
 
 
 def _new_rows(base, split: Split):
@@ -299,21 +354,22 @@ def _new_rows(base, split: Split):
 
 
 def _resume(run: RunDir, prepared, split: Split, trainer_cfg: TrainerConfig, device: torch.device, item_texts,
-            callbacks: list, say: Progress):
+            callbacks: list, say: Progress, dist: Dist = SINGLE):
     """Continue from checkpoints/last with the same plan (same frozen parts, adapters and data)."""
     plan = prepared.plan
     data = TrainData(split.train_history, item_texts=item_texts if getattr(prepared.model, "needs_text", False) else None,
                      train_rows=plan.train_rows)
     trainer = Trainer(prepared.model, data, split, trainer_cfg, device, callbacks=callbacks, should_stop=StopSignal(run),
-                      param_groups=plan.param_groups, extra_loss=plan.extra_loss)
-    if load_checkpoint(run, trainer):
+                      param_groups=plan.param_groups, extra_loss=plan.extra_loss, dist=dist)
+    if load_checkpoint(run, trainer, keep_best=dist.is_main):
         say(f"resumed at epoch {trainer.epoch}, step {trainer.step}")
     else:
         say("no checkpoint yet: starting from the beginning")
-        run.metrics_path.unlink(missing_ok=True)
+        if dist.is_main:
+            run.metrics_path.unlink(missing_ok=True)
     outcome = trainer.fit()
     model = plan.finish(prepared.model) if plan.finish is not None else prepared.model
-    return model, outcome
+    return model, outcome, trainer
 
 
 def _finish(run: RunDir, model, split: Split, ds: Dataset, status: str, reason: str, seconds: float,

@@ -16,7 +16,9 @@ from recsys_core.data.splits import Split
 from recsys_core.errors import RecTuneError
 from recsys_core.eval.evaluator import evaluate
 from recsys_core.models.neural import NeuralRecommender, TrainData
+from recsys_core.train import distributed
 from recsys_core.train.device import autocast
+from recsys_core.train.distributed import SINGLE, Dist
 
 OPTIMIZERS = ["adam", "adamw", "sgd"]
 SCHEDULES = ["constant", "step", "cosine", "plateau"]
@@ -41,6 +43,8 @@ class TrainerConfig:
     log_every: int = field(default=10, metadata={"help": "log loss, lr and throughput every this many steps", "min": 1})
     amp: str = field(default="auto", metadata={"help": "mixed precision: auto (bf16 on CUDA), bf16, off", "choices": ["auto", "bf16", "off"]})
     explode_ratio: float = field(default=1e3, metadata={"help": "fail if the loss grows beyond this times its start", "min": 1.0})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the training step (pays off on long GPU runs; "
+                                                           "falls back to eager if compilation fails)"})
     seed: int = field(default=0, metadata={"help": "random seed (batches, negatives, init)"})
     metric: str = field(default="ndcg@10", metadata={"help": "validation metric for early stopping and the best model"})
 
@@ -87,12 +91,33 @@ class FitOutcome:
     seconds: float
 
 
+def _compiled_or_eager(fn: Callable[[dict], torch.Tensor]) -> Callable[[dict], torch.Tensor]:
+    """torch.compile(fn); if compiling fails (no compiler, unsupported op), warn once and run eagerly."""
+    compiled = torch.compile(fn, dynamic=True)
+    state = {"fn": compiled}
+
+    def call(batch: dict) -> torch.Tensor:
+        try:
+            return state["fn"](batch)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure must not end the run
+            if state["fn"] is fn:
+                raise
+            import warnings
+
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}); training continues without it", stacklevel=2)
+            state["fn"] = fn
+            return fn(batch)
+
+    return call
+
+
 class Trainer:
     def __init__(self, model: NeuralRecommender, data: TrainData, split: Split, config: TrainerConfig,
                  device: torch.device, callbacks: list[Callback] | None = None,
                  should_stop: Callable[[], bool] | None = None, param_groups: list[dict] | None = None,
-                 extra_loss: Callable[[dict], torch.Tensor | None] | None = None) -> None:
+                 extra_loss: Callable[[dict], torch.Tensor | None] | None = None, dist: Dist = SINGLE) -> None:
         self.model = model.to(device)
+        self.dist = dist
         self.data = data
         self.split = split
         self.config = config
@@ -102,7 +127,8 @@ class Trainer:
         self.extra_loss = extra_loss  # a strategy's penalty (L2-SP, EWC, distillation), given the batch
         self.generator = torch.Generator().manual_seed(config.seed)
         model.prepare(data)
-        self.steps_per_epoch = max(1, sum(1 for _ in model.batches(data, config.batch_size, torch.Generator().manual_seed(0))))
+        self.n_batches = sum(1 for _ in model.batches(data, config.batch_size, torch.Generator().manual_seed(0)))
+        self.steps_per_epoch = distributed.steps_per_rank(self.n_batches, dist)
         self.total_steps = self.steps_per_epoch * config.epochs
         groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
         self.trainable = [p for g in groups for p in g["params"]]
@@ -110,6 +136,14 @@ class Trainer:
             raise RecTuneError("nothing to train: every parameter is frozen")
         self.optimizer = self._make_optimizer(groups)
         self.scheduler = self._make_scheduler()
+        # Under torchrun the loss runs through DDP (which averages gradients); ranks then differ only in
+        # their data shard and their random draws (negatives, dropout).
+        self.forward = distributed.wrap(model, self._loss, device) if dist.enabled else self._loss
+        if config.compile:
+            self.forward = _compiled_or_eager(self.forward)
+        if dist.enabled:
+            torch.manual_seed(config.seed + 7919 * dist.rank)
+        self.final_digest: str | None = None
         # loop state (saved in checkpoints)
         self.epoch = 0
         self.step = 0
@@ -163,8 +197,9 @@ class Trainer:
         while self.epoch < c.epochs:
             self.model.train()
             t_log, n_log = time.perf_counter(), 0
-            for batch in self.model.batches(self.data, c.batch_size, self.generator):
-                if self.should_stop():
+            batches = self.model.batches(self.data, c.batch_size, self.generator)
+            for batch in distributed.shard(batches, self.n_batches, self.dist):
+                if distributed.any_rank(self.should_stop(), self.dist):
                     status, reason = "stopped", f"stop requested at step {self.step}"
                     break
                 loss = self._train_step(batch)
@@ -173,7 +208,7 @@ class Trainer:
                 if self.step % c.log_every == 0 or self.step == 1:
                     now = time.perf_counter()
                     info = {"step": self.step, "epoch": self.epoch + 1, "loss": loss, "lr": self.step_lr,
-                            "throughput": n_log / max(now - t_log, 1e-9), "elapsed": now - t_start,
+                            "throughput": n_log * self.dist.world / max(now - t_log, 1e-9), "elapsed": now - t_start,
                             "total_steps": self.total_steps}
                     t_log, n_log = now, 0
                     for cb in self.callbacks:
@@ -192,9 +227,12 @@ class Trainer:
             self.elapsed = time.perf_counter() - t_start
             for cb in self.callbacks:
                 cb.on_epoch_end(self)
-        if self.best_state is None:  # stopped before any validation: validate what we have
+        if self.dist.enabled:
+            self.final_digest = distributed.weights_digest(self.model)
+        if self.best_state is None and not self.best_valid:  # stopped before any validation: validate what we have
             self._validate()
-        self.model.load_state_dict(self.best_state)
+        if self.best_state is not None:  # (only rank 0 keeps the best weights under DDP)
+            self.model.load_state_dict(self.best_state)
         self.elapsed = time.perf_counter() - t_start
         outcome = FitOutcome(status, reason, self.epoch, self.step, self.best_epoch, self.best_metric,
                              self.best_valid, self.elapsed)
@@ -202,17 +240,22 @@ class Trainer:
             cb.on_fit_end(self, outcome)
         return outcome
 
+    def _loss(self, batch: dict) -> torch.Tensor:
+        """The model's loss plus the strategy's penalty and L1: everything the gradient comes from."""
+        loss = self.model.loss(batch)
+        extra = self.extra_loss(batch) if self.extra_loss is not None else None
+        if extra is not None:
+            loss = loss + extra
+        if self.config.l1:
+            loss = loss + self.config.l1 * sum(p.abs().sum() for p in self.trainable if p.dim() > 1)
+        return loss
+
     def _train_step(self, batch: dict) -> float:
         c = self.config
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         with autocast(self.device, c.amp):
-            loss = self.model.loss(batch)
-            extra = self.extra_loss(batch) if self.extra_loss is not None else None
-            if extra is not None:
-                loss = loss + extra
-            if c.l1:
-                loss = loss + c.l1 * sum(p.abs().sum() for p in self.trainable if p.dim() > 1)
-        value = float(loss.detach())
+            loss = self.forward(batch)
+        value = distributed.mean_over_ranks(float(loss.detach()), self.dist)
         if not math.isfinite(value):
             raise TrainingFailed(f"the loss became {value} at step {self.step + 1} (epoch {self.epoch + 1}); "
                                  f"lower the learning rate (now {self.optimizer.param_groups[0]['lr']:g}) or enable gradient clipping")
@@ -234,8 +277,11 @@ class Trainer:
     def _validate(self) -> bool:
         """Evaluate on validation; keep the best weights. Returns True when early stopping triggers."""
         self.model.eval()
-        with torch.no_grad(), autocast(self.device, self.config.amp):
-            metrics = evaluate(self.model, self.split, "valid", k=10).metrics
+        metrics = None
+        if self.dist.is_main:  # other ranks wait for rank 0's figures, so every rank takes the same decision
+            with torch.no_grad(), autocast(self.device, self.config.amp):
+                metrics = evaluate(self.model, self.split, "valid", k=10).metrics
+        metrics = distributed.broadcast(metrics, self.dist)
         self.model.train()
         metric = metrics.get(self.config.metric, metrics["ndcg@10"])
         self.last_valid = metrics
@@ -243,7 +289,8 @@ class Trainer:
             self.scheduler.step(metric)
         if metric > self.best_metric:
             self.best_metric, self.best_epoch, self.best_valid = metric, self.epoch, metrics
-            self.best_state = copy.deepcopy({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+            if self.dist.is_main:
+                self.best_state = copy.deepcopy({k: v.detach().clone() for k, v in self.model.state_dict().items()})
             self.bad_evals = 0
         else:
             self.bad_evals += 1
