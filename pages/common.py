@@ -85,6 +85,10 @@ def pick_run(label: str, rows: list[dict], key: str, default: str | None = None)
     ids = [r["run_id"] for r in rows]
     labels = {r["run_id"]: f"{r['run_id']} · {r['family']} · {r.get('strategy') or 'scratch'} · {r['state']}" for r in rows}
     want = default or active_run_id()
+    if want and want not in ids:  # deleted (or never existed) while a page or a shared link pointed at it
+        st.warning(f"Run {want} no longer exists (its folder was removed); showing {ids[0]} instead.")
+        st.session_state.pop("run_id", None)
+        st.query_params.pop("run", None)
     index = ids.index(want) if want in ids else 0
     return st.selectbox(label, ids, index=index, format_func=labels.get, key=key)
 
@@ -163,6 +167,11 @@ def sidebar(ds: Dataset) -> None:
         st.markdown(f"**{ds.name}** · {len(ds):,} interactions · {ds.n_users:,} users · {ds.n_items:,} items")
         st.caption("Active run")
         run_id = active_run_id()
+        if run_id and not run_dir(run_id).exists():  # removed while the studio showed it (or a stale link)
+            st.warning(f"Run {run_id} no longer exists (its folder was removed).")
+            st.session_state.pop("run_id", None)
+            st.query_params.pop("run", None)
+            run_id = None
         if run_id:
             status = run_dir(run_id).read_status()
             st.markdown(f"`{run_id}` · {status.get('state', 'unknown')}")

@@ -26,7 +26,14 @@ with tab_runs:
                                                                                        format="percent")})
         ids = [r["run_id"] for r in rows]
         done = [r["run_id"] for r in rows if r["state"] in ("finished", "stopped")]
-        picked = st.multiselect("Runs to compare", ids, default=done[:3], key="compare.runs")
+        kept = st.session_state.get("compare.runs")
+        if kept is not None:
+            gone = [r for r in kept if r not in ids]
+            if gone:  # their folders were removed while this page showed them
+                st.warning(f"{'Run' if len(gone) == 1 else 'Runs'} {', '.join(gone)} no longer "
+                           f"{'exists' if len(gone) == 1 else 'exist'} (folder removed); dropped from the comparison.")
+                st.session_state["compare.runs"] = [r for r in kept if r in ids]
+        picked = st.multiselect("Runs to compare", ids, default=None if kept is not None else done[:3], key="compare.runs")
         if picked:
             steps = pd.concat([step_frame(run_dir(r).read_metrics()).assign(run=r) for r in picked], ignore_index=True)
             evals = pd.concat([eval_frame(run_dir(r).read_metrics()).assign(run=r) for r in picked], ignore_index=True)

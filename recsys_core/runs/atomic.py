@@ -47,10 +47,11 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
-def atomic_write_dir(target: Path, fill: Callable[[Path], None]) -> None:
+def atomic_write_dir(target: Path, fill: Callable[[Path], None], keep_previous: Path | None = None) -> None:
     """Build a directory with `fill(tmpdir)` and swap it in; the previous version survives any failure.
 
-    Sequence: fill tmp -> rename target to target.old -> rename tmp to target -> remove target.old.
+    Sequence: fill tmp -> rename target to target.old -> rename tmp to target -> remove target.old
+    (or, with `keep_previous`, move it there: one good older copy in case the new one is later damaged).
     A reader finding no `target` but a `target.old` (a crash between the renames) uses the old one.
     """
     target = Path(target)
@@ -67,6 +68,9 @@ def atomic_write_dir(target: Path, fill: Callable[[Path], None]) -> None:
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)
+        if keep_previous is not None and old.exists():
+            shutil.rmtree(keep_previous, ignore_errors=True)
+            os.replace(old, keep_previous)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -80,3 +84,32 @@ def existing_dir(target: Path) -> Path | None:
         return target
     old = target.with_name(target.name + ".old")
     return old if old.exists() else None
+
+
+def write_manifest(directory: Path) -> None:
+    """manifest.json: the SHA-256 of every file in `directory`, so damage is detected before loading."""
+    import hashlib
+
+    digests = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(Path(directory).iterdir())
+               if f.is_file() and f.name != "manifest.json"}
+    (Path(directory) / "manifest.json").write_text(json.dumps(digests, indent=1))
+
+
+def verify_manifest(directory: Path) -> str | None:
+    """None when every file matches manifest.json (or there is none, as in older runs); else what is wrong."""
+    import hashlib
+
+    path = Path(directory) / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        digests = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return "its manifest.json is damaged"
+    for name, digest in digests.items():
+        f = Path(directory) / name
+        if not f.exists():
+            return f"{name} is missing"
+        if hashlib.sha256(f.read_bytes()).hexdigest() != digest:
+            return f"{name} does not match its checksum"
+    return None

@@ -1,6 +1,7 @@
 """One training run end to end: data -> split -> model -> trainer -> run directory (used by `rectune train`)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +20,8 @@ from recsys_core.eval.evaluator import evaluate
 from recsys_core.models import BASELINES, FAMILIES, build_model, family_class
 from recsys_core.models.base import FittedRecommender
 from recsys_core.models.neural import NeuralRecommender, TrainData
-from recsys_core.runs.atomic import atomic_write_dir, atomic_write_json, existing_dir, read_json
+from recsys_core.runs.atomic import (atomic_write_dir, atomic_write_json, existing_dir, read_json, verify_manifest,
+                                    write_manifest)
 from recsys_core.runs.index import RunIndex
 from recsys_core.runs.rundir import RunDir, new_run_id, runs_root
 from recsys_core.train.device import device_name, pick_device, seed_everything
@@ -90,6 +92,10 @@ def split_from_config(ds: Dataset, config: dict) -> Split:
 
 # ---------------------------------------------------------------- callbacks
 
+class CheckpointFailed(TrainingFailed):
+    """The run directory could not be written (disk full, permissions); earlier checkpoints are untouched."""
+
+
 class RunLogger(Callback):
     """Writes metrics.jsonl, heartbeats status.json, checkpoints each epoch, and mirrors progress to stderr."""
 
@@ -99,25 +105,44 @@ class RunLogger(Callback):
         self.last_status = 0.0
 
     def on_step_end(self, trainer: Trainer, info: dict) -> None:
-        self.run.append_metrics({"type": "step", "time": time.time(), **info})
-        if time.time() - self.last_status > 2:
-            self.run.write_status(epoch=info["epoch"], step=info["step"], total_steps=info["total_steps"],
-                                  loss=info["loss"], throughput=info["throughput"])
-            self.last_status = time.time()
+        with self._writing(trainer, "the metrics log"):
+            self.run.append_metrics({"type": "step", "time": time.time(), **info})
+            if time.time() - self.last_status > 2:
+                self.run.write_status(epoch=info["epoch"], step=info["step"], total_steps=info["total_steps"],
+                                      loss=info["loss"], throughput=info["throughput"])
+                self.last_status = time.time()
 
     def on_eval_end(self, trainer: Trainer, metrics: dict) -> None:
-        self.run.append_metrics({"type": "eval", "time": time.time(), **metrics})
+        with self._writing(trainer, "the metrics log"):
+            self.run.append_metrics({"type": "eval", "time": time.time(), **metrics})
         if self.progress:
             v = metrics["valid"]
             self.progress(f"epoch {metrics['epoch']}: valid ndcg@10 {v['ndcg@10']:.4f} hr@10 {v['hr@10']:.4f} "
                           f"(best epoch {metrics['best_epoch']})")
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        save_checkpoint(self.run, trainer)
+        with self._writing(trainer, f"the checkpoint of epoch {trainer.epoch}"):
+            save_checkpoint(self.run, trainer)
+
+    @contextlib.contextmanager
+    def _writing(self, trainer: Trainer, what: str):
+        """A failed write (disk full, permissions) ends the run in words, naming the checkpoint that survives."""
+        try:
+            yield
+        except OSError as exc:
+            kept = existing_dir(self.run.checkpoint_dir)
+            earlier = (f"the checkpoint of epoch {json.loads((kept / 'loop.json').read_text())['epoch']} is intact"
+                       if kept is not None and (kept / "loop.json").exists() else "there is no earlier checkpoint")
+            raise CheckpointFailed(f"could not write {what} ({exc.strerror or exc}); {earlier}; "
+                                   f"free space and resume with: rectune train --resume {self.run.path}") from None
 
 
 def save_checkpoint(run: RunDir, trainer: Trainer) -> None:
-    """checkpoints/last: model + best weights (safetensors), optimizer/RNG state (weights-only torch), loop state."""
+    """checkpoints/last: model + best weights (safetensors), optimizer/RNG state (weights-only torch), loop state.
+
+    The one before it moves to checkpoints/previous, and a manifest of checksums goes with each, so a
+    damaged last checkpoint is detected and the previous one used.
+    """
     from safetensors.torch import save_file
 
     def fill(tmp: Path) -> None:
@@ -126,31 +151,54 @@ def save_checkpoint(run: RunDir, trainer: Trainer) -> None:
             save_file(_plain(trainer.best_state), str(tmp / "best.safetensors"))
         torch.save(trainer.tensor_state(), tmp / "trainer.pt")
         (tmp / "loop.json").write_text(json.dumps(trainer.loop_state()))
+        write_manifest(tmp)
 
-    atomic_write_dir(run.checkpoint_dir, fill)
+    atomic_write_dir(run.checkpoint_dir, fill, keep_previous=run.checkpoint_dir.with_name("previous"))
 
 
 def _plain(state: dict) -> dict:
     return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
 
 
-def load_checkpoint(run: RunDir, trainer: Trainer, keep_best: bool = True) -> bool:
-    """Restore the trainer from checkpoints/last (or its previous version); False if there is none."""
+def load_checkpoint(run: RunDir, trainer: Trainer, keep_best: bool = True, say: Progress | None = None) -> bool:
+    """Restore the trainer from checkpoints/last, or from checkpoints/previous if the last is damaged.
+
+    False if there is no checkpoint at all; a RecTuneError (nothing deleted) if every one is damaged.
+    """
+    candidates = [d for d in (existing_dir(run.checkpoint_dir), run.checkpoint_dir.with_name("previous"))
+                  if d is not None and d.exists() and (d / "loop.json").exists()]
+    if not candidates:
+        return False
+    problems = []
+    for directory in candidates:
+        try:
+            model_state, best, tensors, loop = _read_checkpoint(directory)
+        except RecTuneError as exc:
+            problems.append(str(exc))
+            continue
+        if problems and say:
+            say(f"{problems[0]}; using the previous checkpoint (epoch {loop['epoch']}) instead")
+        trainer.restore(loop, tensors, {k: v.to(trainer.device) for k, v in model_state.items()},
+                        {k: v.to(trainer.device) for k, v in best.items()} if best and keep_best else None)
+        return True
+    raise RecTuneError("no usable checkpoint: " + "; ".join(problems) + " (nothing was deleted)")
+
+
+def _read_checkpoint(directory: Path):
     from safetensors.torch import load_file
 
-    directory = existing_dir(run.checkpoint_dir)
-    if directory is None or not (directory / "loop.json").exists():
-        return False
+    damage = verify_manifest(directory)
+    if damage:
+        raise RecTuneError(f"{directory}: the checkpoint is damaged ({damage})")
     try:
         model_state = load_file(str(directory / "model.safetensors"))
         best = load_file(str(directory / "best.safetensors")) if (directory / "best.safetensors").exists() else None
         tensors = torch.load(directory / "trainer.pt", weights_only=True, map_location="cpu")
         loop = json.loads((directory / "loop.json").read_text())
     except Exception as exc:
-        raise RecTuneError(f"{directory}: the checkpoint is corrupt and cannot be resumed ({type(exc).__name__}: {exc})") from None
-    trainer.restore(loop, tensors, {k: v.to(trainer.device) for k, v in model_state.items()},
-                    {k: v.to(trainer.device) for k, v in best.items()} if best and keep_best else None)
-    return True
+        raise RecTuneError(f"{directory}: the checkpoint is corrupt and cannot be resumed "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    return model_state, best, tensors, loop
 
 
 # ---------------------------------------------------------------- the run
@@ -361,7 +409,7 @@ def _resume(run: RunDir, prepared, split: Split, trainer_cfg: TrainerConfig, dev
                      train_rows=plan.train_rows)
     trainer = Trainer(prepared.model, data, split, trainer_cfg, device, callbacks=callbacks, should_stop=StopSignal(run),
                       param_groups=plan.param_groups, extra_loss=plan.extra_loss, dist=dist)
-    if load_checkpoint(run, trainer, keep_best=dist.is_main):
+    if load_checkpoint(run, trainer, keep_best=dist.is_main, say=say):
         say(f"resumed at epoch {trainer.epoch}, step {trainer.step}")
     else:
         say("no checkpoint yet: starting from the beginning")
