@@ -57,8 +57,14 @@ def group_targets(targets: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def mask_known(scores: torch.Tensor, users: np.ndarray, history: History) -> torch.Tensor:
-    """Set the scores of each user's known items to -inf (in place) and NaN scores to -inf."""
-    scores = torch.nan_to_num(scores.float(), nan=float("-inf"))
+    """Set the scores of each user's known items to -inf and NaN scores to -inf.
+
+    Works in place on a fresh score block (one pass less over a large catalogue); a view into a
+    model's own tensor (e.g. popularity broadcast to every user) is copied first.
+    """
+    if scores.dtype != torch.float32 or scores._base is not None or not scores.is_contiguous():
+        scores = scores.float().clone()
+    scores.nan_to_num_(nan=float("-inf"))
     rows = history.csr[users]
     row_idx = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
     if len(row_idx):
@@ -72,12 +78,12 @@ def pessimistic_ranks(scores: torch.Tensor, target_idx: torch.Tensor, target_mas
     rank(t) = #items scoring higher + #non-target items scoring equal + #earlier targets scoring equal.
     """
     s_t = scores.gather(1, target_idx)  # [B, T]
-    greater = (scores.unsqueeze(1) > s_t.unsqueeze(2)).sum(-1)
-    equal = (scores.unsqueeze(1) == s_t.unsqueeze(2)).sum(-1)
+    # greater + equal in one pass over the catalogue (int32 sums are much faster than bool -> int64 on CPU)
+    at_least = (scores.unsqueeze(1) >= s_t.unsqueeze(2)).sum(-1, dtype=torch.int32)
     same = (s_t.unsqueeze(2) == s_t.unsqueeze(1)) & target_mask.unsqueeze(1)  # [B, T, T]
     t = torch.arange(s_t.shape[1], device=scores.device)
     earlier_same = (same & (t.unsqueeze(0) < t.unsqueeze(1)).unsqueeze(0)).sum(-1)
-    ranks = (greater + equal - same.sum(-1) + earlier_same).float()
+    ranks = (at_least - same.sum(-1) + earlier_same).float()
     return torch.where(target_mask, ranks, torch.full_like(ranks, float("inf")))
 
 
