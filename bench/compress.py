@@ -54,6 +54,12 @@ def main() -> int:
             lines.append(f"| {family} | {r['size_before'] / 1e6:.2f} MB | {r['size_after'] / 1e6:.2f} MB | "
                          f"{r['size_ratio']:.2f}x | {r['ndcg_before']:.4f} | {r['ndcg_after']:.4f} | {rel:+.1%} | "
                          f"{r['latency_before_ms']:.2f} | {r['latency_after_ms']:.2f} |")
+        lines += ["", "After pruning, `rectune compress` fine-tunes the surviving weights for `--recover-epochs` (default 3) "
+                      "epochs with the masks held, keeping the best epoch on validation (seeded, so a run always "
+                      "compresses to the same model). Without that recovery (`--recover-epochs 0`), pruning half of "
+                      "SASRec's weights cost 9% of its NDCG@10 (0.0608 to 0.0553). int8 alone (`--prune 0`) gives 0.27x "
+                      "at no loss. Dynamic int8 linear layers do not speed up the top-10 of these small models on this "
+                      "CPU (the item-scoring matmul dominates and stays in float)."]
         write_section("compress", "\n".join(lines))
         (ROOT / "docs" / "results-compress.json").write_text(json.dumps(rows, indent=1))
     print(json.dumps(rows))

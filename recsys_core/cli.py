@@ -340,7 +340,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from recsys_core.compress import compress_run
 
     progress = Progress(not args.quiet)
-    out = compress_run(args.run, prune=args.prune, quantize=args.quantize, out=args.out, progress=progress)
+    out = compress_run(args.run, prune=args.prune, quantize=args.quantize, out=args.out, progress=progress,
+                       recover_epochs=args.recover_epochs)
     if args.json:
         emit_json(out)
     else:
@@ -454,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--run", metavar="RUN_DIR", required=True)
     cp.add_argument("--prune", type=float, default=0.5, help="share of weights zeroed by magnitude (0 = none)")
     cp.add_argument("--quantize", default="int8", choices=["int8", "none"])
+    cp.add_argument("--recover-epochs", type=int, default=3, metavar="N",
+                    help="fine-tune the surviving weights N epochs after pruning, masks held (0 = prune only)")
     cp.add_argument("--out", metavar="DIR", help="where the compressed model goes (default RUN_DIR/compressed)")
     cp.add_argument("--json", action="store_true")
     cp.set_defaults(handler=cmd_compress)

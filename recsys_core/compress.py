@@ -29,8 +29,12 @@ def _prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Linear, nn.Embedding))]
 
 
-def prune_model(model: nn.Module, amount: float) -> None:
-    """Zero the `amount` share of smallest-magnitude weights across the whole model, permanently."""
+def prune_model(model: nn.Module, amount: float, recover=None) -> None:
+    """Zero the `amount` share of smallest-magnitude weights across the whole model, permanently.
+
+    `recover(model)`, if given, trains the model while the pruning masks hold (the classic
+    prune-then-fine-tune: the surviving weights make up for the removed ones) before they are made permanent.
+    """
     import torch.nn.utils.prune as prune
 
     if not 0.0 <= amount < 1.0:
@@ -38,6 +42,8 @@ def prune_model(model: nn.Module, amount: float) -> None:
     targets = _prunable(model)
     if amount > 0 and targets:
         prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=amount)
+        if recover is not None:
+            recover(model)
         for module, name in targets:
             prune.remove(module, name)
 
@@ -139,8 +145,30 @@ def _latency_ms(model, users: np.ndarray, history, repeats: int = 30) -> float:
     return float(np.median(times))
 
 
+def _recovery(run: RunDir, split, epochs: int, say):
+    """A short fine-tune of the pruned model on the run's own training data, best epoch kept on validation."""
+    from recsys_core.models.neural import TrainData
+    from recsys_core.train.device import pick_device, seed_everything
+    from recsys_core.train.trainer import Trainer, TrainerConfig
+
+    def recover(model: nn.Module) -> None:
+        config = run.read_config()
+        train = {**config["train"], "epochs": epochs, "patience": 0, "min_epochs": 0, "schedule": "constant",
+                 "warmup_frac": 0.0}
+        device = pick_device(config.get("device", "auto"))
+        seed_everything(config.get("seed", 0))  # the same run compresses to the same model
+        with torch.enable_grad():
+            model.train()
+            outcome = Trainer(model, TrainData(split.train_history), split, TrainerConfig.from_dict(train), device).fit()
+        model.cpu().eval()
+        say(f"recovery fine-tune: {epochs} epochs with the pruning masks held, best validation ndcg@10 "
+            f"{outcome.best_metric:.4f} at epoch {outcome.best_epoch}")
+
+    return recover
+
+
 def compress_run(run_dir: str | Path, prune: float = 0.5, quantize: str = "int8", out: str | Path | None = None,
-                 progress=None) -> dict:
+                 progress=None, recover_epochs: int = 3) -> dict:
     """Prune and quantise a run's model into `out` (default RUN/compressed) and measure size, NDCG and latency."""
     from recsys_core.eval.evaluator import evaluate
     from recsys_core.models.neural import NeuralRecommender
@@ -162,7 +190,9 @@ def compress_run(run_dir: str | Path, prune: float = 0.5, quantize: str = "int8"
     latency_before = _latency_ms(model, users, history)
     size_before = _dir_bytes(run.model_dir, ("weights.safetensors", "model.json"))
     say(f"pruning {prune:.0%} of the weights by magnitude" + (", quantising to int8" if quantize == "int8" else ""))
-    prune_model(model, prune)
+    needs_text = getattr(model, "needs_text", False)
+    recover = _recovery(run, split, recover_epochs, say) if recover_epochs > 0 and prune > 0 and not needs_text else None
+    prune_model(model, prune, recover)
     target = Path(out) if out else run.path / "compressed"
 
     def fill(directory: Path) -> None:
@@ -177,6 +207,7 @@ def compress_run(run_dir: str | Path, prune: float = 0.5, quantize: str = "int8"
     torch.set_grad_enabled(True)
     size_after = _dir_bytes(target, ("compressed.safetensors", "model.json"))
     return {"run_dir": str(run.path), "out": str(target), "prune": prune, "quantize": quantize,
+            "recovery_epochs": recover_epochs if recover is not None else 0,
             "size_before": size_before, "size_after": size_after, "size_ratio": round(size_after / size_before, 4),
             "ndcg_before": before, "ndcg_after": after,
             "ndcg_relative_change": round((after - before) / before, 4) if before else None,

@@ -53,7 +53,9 @@ def resolve_encoder(name: str) -> Path:
 def load_encoder(name: str) -> tuple[torch.nn.Module, object]:
     """(model, tokenizer) from local files only; trust_remote_code stays off."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a progress bar per load would flood the run's log and stderr
     path = resolve_encoder(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
