@@ -51,7 +51,12 @@ def test_five_sessions_browse_while_two_jobs_train(tmp_path) -> None:
     assert result.interactions == SESSIONS * 6
     assert states == ["running", "running"], states  # the jobs trained throughout the browsing
     assert index_errors == [] and "database is locked" not in log
-    assert listings and all({"shown", "load-job-0", "load-job-1"} <= set(seen) for seen in listings)
+    # once listed, a run stays listed, and its state only moves forward (no flapping between readers)
+    order = {"queued": 0, "running": 1, "stopped": 2, "interrupted": 2, "finished": 2, "failed": 2}
+    assert listings and {"shown", "load-job-0", "load-job-1"} <= set(listings[-1])
+    for earlier, later in zip(listings, listings[1:]):
+        assert set(earlier) <= set(later)
+        assert all(order[later[r]] >= order[earlier[r]] for r in earlier)
     final = {r["run_id"]: r["state"] for r in RunIndex(tmp_path / "runs").sync()}
     for job in jobs:  # the table agrees with the run folders, which are the truth
         assert final[job.path.name] == job.read_status()["state"] in ("stopped", "interrupted")
