@@ -86,10 +86,16 @@ def hostile_file(draw) -> tuple[str, bytes, str]:
         rows = _good_rows()
         data = ("\n".join([",".join(HEADER)] + [draw(SEPARATORS).join(r) for r in rows]) + "\n").encode()
     elif kind == "huge ids":
-        rows = [[draw(HUGE_IDS), draw(HUGE_IDS), r[2], draw(st.sampled_from([r[3], draw(HUGE_IDS)]))] for r in _good_rows()]
+        # the same six users and seven items, renamed to huge ids (so a file can still load); sometimes a huge timestamp
+        users = {f"u{k}": draw(HUGE_IDS) for k in range(6)}
+        items = {f"i{k}": draw(HUGE_IDS) for k in range(7)}
+        huge_time = draw(st.booleans())
+        rows = [[users[r[0]], items[r[1]], r[2], draw(HUGE_IDS) if huge_time and r[0] == "u3" else r[3]] for r in _good_rows()]
         data = _csv(rows, sep)
     elif kind == "unicode and control characters":
-        rows = [[draw(CELL_TEXT), draw(CELL_TEXT), r[2], r[3]] for r in _good_rows()]
+        users = {f"u{k}": draw(CELL_TEXT) for k in range(6)}  # consistent renaming, so some files can load
+        items = {f"i{k}": draw(CELL_TEXT) for k in range(7)}
+        rows = [[users[r[0]], items[r[1]], r[2], r[3]] for r in _good_rows()]
         encoding = draw(st.sampled_from(["utf-8", "utf-16", "latin-1", "utf-8-sig"]))
         text = "\n".join([sep.join(HEADER)] + [sep.join(r) for r in rows]) + "\n"
         data = text.encode(encoding, errors="replace")

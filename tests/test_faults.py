@@ -56,8 +56,8 @@ def _checkpoint_is_sound(run: RunDir) -> None:
     assert load_file(str(run.checkpoint_dir / "model.safetensors"))
 
 
-@pytest.mark.parametrize("sig,step", [(signal.SIGKILL, STEPS.randint(40, 160)), (signal.SIGKILL, STEPS.randint(160, 320)),
-                                      (signal.SIGTERM, STEPS.randint(40, 160)), (signal.SIGTERM, STEPS.randint(160, 320))],
+@pytest.mark.parametrize("sig,step", [(signal.SIGKILL, STEPS.randint(20, 80)), (signal.SIGKILL, STEPS.randint(80, 200)),
+                                      (signal.SIGTERM, STEPS.randint(20, 80)), (signal.SIGTERM, STEPS.randint(80, 200))],
                          ids=lambda v: getattr(v, "name", str(v)))
 def test_a_signal_at_a_random_step_leaves_a_resumable_run(tmp_path, tiny_folder, sig, step) -> None:
     run = launch(["--data", str(tiny_folder), *SLOW_SASREC, _slow_config(tmp_path)], tmp_path / "runs" / "victim")

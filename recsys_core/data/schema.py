@@ -102,9 +102,9 @@ def infer_mapping(columns: list[str], overrides: dict[str, str] | None = None, h
     overrides = dict(overrides or {})
     for role, col in overrides.items():
         if col not in columns:
-            shown = ", ".join(repr(c) for c in columns[:12])
+            shown = _list_columns(columns)
             hint = " (with --no-header, name columns by 0-based position)" if not header else ""
-            raise DataError(f"{source}: column {col!r} given for {role} does not exist; columns are {shown}{hint}")
+            raise DataError(f"{source}: column {_cut(col)} given for {role} does not exist; columns are {shown}{hint}")
     chosen: dict[str, str] = dict(overrides)
     notes: list[str] = []
     if header:
@@ -124,7 +124,7 @@ def infer_mapping(columns: list[str], overrides: dict[str, str] | None = None, h
             notes.append(f"{role} taken from column {chosen[role]} by position")
     for role in ("user", "item"):
         if role not in chosen:
-            shown = ", ".join(repr(c) for c in columns[:12])
+            shown = _list_columns(columns)
             raise DataError(f"{source}: no {role} column found among {shown}; "
                             f"name it with --columns {role}=COLUMN")
     for role, col in chosen.items():
@@ -132,3 +132,14 @@ def infer_mapping(columns: list[str], overrides: dict[str, str] | None = None, h
             notes.append(f"{role} <- {col!r}")
     return ColumnMapping(user=chosen["user"], item=chosen["item"], rating=chosen.get("rating"),
                          timestamp=chosen.get("timestamp"), inferred=not overrides, notes=notes)
+
+
+def _cut(name, limit: int = 40) -> str:
+    text = repr(str(name))
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(str(name)):,} characters)"
+
+
+def _list_columns(columns: list) -> str:
+    """At most 12 column names, each cut short: a header can be one 100 kB name."""
+    shown = ", ".join(_cut(c) for c in columns[:12])
+    return shown + (f", … ({len(columns):,} columns)" if len(columns) > 12 else "")
