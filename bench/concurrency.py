@@ -55,6 +55,7 @@ def main() -> int:
             f"data while {s['jobs']} training workers ran ({s['jobs_running_at_end']} still running at the end): "
             f"**{s['interactions']} page interactions, p50 {s['p50_s']} s, p95 {s['p95_s']} s, max {s['max_s']} s**; "
             f"{s['errors']} errors; 'database is locked' in the server log: {'yes' if locked else 'no'}. "
+            f"p95 by page: {', '.join(f'{k} {v} s' for k, v in s['p95_s_by_page'].items())}. "
             f"Latency runs from the sidebar click to the page fully rendered; everything (server, browsers, "
             f"workers) shares the machine's cores.\n"))
     print(json.dumps(out, indent=None if args.json else 1))

@@ -71,8 +71,18 @@ with st.expander("Load data", expanded="dataset" not in st.session_state):
                     st.success(f"Loaded {len(ds):,} interactions from {upload.name}.")
                     st.rerun()
 
+@st.cache_data(max_entries=8, show_spinner="Describing the dataset…")
+def overview(fingerprint: tuple, _ds) -> dict:
+    """Counts and chart frames of a dataset, computed once per dataset (not on every rerun of every session)."""
+    return {"info": describe(_ds), "timeline": timeline_frame(_ds), "ratings": rating_frame(_ds),
+            "popularity": popularity_frame(_ds), "activity": activity_frame(_ds)}
+
+
 ds = active_dataset()
-info = describe(ds)
+frame = ds.interactions
+view = overview((ds.name, len(ds), ds.n_users, ds.n_items, int(frame["u"].sum()), int(frame["i"].sum()),
+                 float(frame["timestamp"].fillna(0).sum()), float(frame["rating"].sum())), ds)
+info = view["info"]
 st.subheader(f"{ds.name}")
 c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("Interactions", f"{info['interactions']:,}")
@@ -85,21 +95,21 @@ if "time_span" in info:
                f"({info['time_span']['days']:,} days). Item text: {'yes' if info['item_text'] else 'no'}.")
 
 left, right = st.columns(2)
-timeline = timeline_frame(ds)
+timeline = view["timeline"]
 if len(timeline):
     left.plotly_chart(px.bar(timeline, x="period", y="interactions", hover_data=["active_users"],
                              title="Interactions over time"), width="stretch")
 else:
     left.info("No timestamps: the split falls back to a seeded random leave-one-out.")
-ratings = rating_frame(ds)
+ratings = view["ratings"]
 if len(ratings):
     right.plotly_chart(px.bar(ratings, x="rating", y="interactions", title="Rating distribution"), width="stretch")
 else:
     right.info("No ratings: every interaction counts as implicit feedback.")
 left, right = st.columns(2)
-left.plotly_chart(px.line(popularity_frame(ds), x="rank", y="interactions", log_y=True, log_x=True,
+left.plotly_chart(px.line(view["popularity"], x="rank", y="interactions", log_y=True, log_x=True,
                           title="Item popularity (long tail, log scales)"), width="stretch")
-right.plotly_chart(px.histogram(activity_frame(ds), x="interactions", log_y=True, nbins=60,
+right.plotly_chart(px.histogram(view["activity"], x="interactions", log_y=True, nbins=60,
                                 title="User activity (interactions per user)"), width="stretch")
 
 report = info.get("report")

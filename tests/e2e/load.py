@@ -22,6 +22,7 @@ BAD_TEXT = ["database is locked", "Traceback", "OperationalError"]
 @dataclass
 class LoadResult:
     latencies: list[float] = field(default_factory=list)  # seconds from click to the page fully rendered
+    pages: list[str] = field(default_factory=list)  # the page of each latency
     errors: list[str] = field(default_factory=list)
     interactions: int = 0
     seconds: float = 0.0
@@ -30,7 +31,14 @@ class LoadResult:
         lat = np.array(self.latencies) if self.latencies else np.array([np.nan])
         return {"interactions": self.interactions, "errors": len(self.errors), "seconds": round(self.seconds, 1),
                 "p50_s": round(float(np.percentile(lat, 50)), 2), "p95_s": round(float(np.percentile(lat, 95)), 2),
-                "max_s": round(float(np.max(lat)), 2)}
+                "max_s": round(float(np.max(lat)), 2), "p95_s_by_page": self.p95_by_page()}
+
+    def p95_by_page(self) -> dict[str, float]:
+        out = {}
+        for page in dict.fromkeys(self.pages):
+            lat = [v for v, p in zip(self.latencies, self.pages) if p == page]
+            out[page] = round(float(np.percentile(lat, 95)), 2)
+        return out
 
 
 async def _settled(page) -> None:
@@ -54,6 +62,7 @@ async def _session(browser, url: str, rounds: int, result: LoadResult, index: in
                 await page.get_by_text(shows).first.wait_for()
                 await _settled(page)
                 result.latencies.append(time.perf_counter() - start)
+                result.pages.append(title)
                 result.interactions += 1
                 body = await page.locator("body").inner_text()
                 for bad in BAD_TEXT:
