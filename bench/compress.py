@@ -16,8 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, machine, write_section  # noqa: E402
-from recsys_core.runs.rundir import RunDir  # noqa: E402
-from recsys_core.train.run import execute_run, make_run_config, start_run  # noqa: E402
+from recsys_core.storage.rundir import RunDir  # noqa: E402
+from recsys_core.runs.execute import execute_run  # noqa: E402
+from recsys_core.runs.spec import RunSpec  # noqa: E402
 
 
 def main() -> int:
@@ -33,7 +34,7 @@ def main() -> int:
         run = RunDir(Path(args.runs_dir) / f"bench-compress-{family}")
         if run.read_status().get("state") != "finished":
             shutil_rmtree(run.path)
-            execute_run(start_run(make_run_config("demo", family), run.path),
+            execute_run(RunSpec.create("demo", family).save(run.path),
                         progress=lambda m: print(f"[{family}] {m}", file=sys.stderr, flush=True))
         res = subprocess.run([sys.executable, "-m", "recsys_core", "compress", "--run", str(run.path), "--prune",
                               str(args.prune), "--quantize", args.quantize, "--json"],

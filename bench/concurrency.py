@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine, write_section  # noqa: E402
 from recsys_core.runs.launcher import stop  # noqa: E402
-from recsys_core.train.run import execute_run, make_run_config, start_run  # noqa: E402
+from recsys_core.runs.execute import execute_run  # noqa: E402
+from recsys_core.runs.spec import RunSpec  # noqa: E402
 from tests.e2e.load import browse_concurrently, start_training_jobs  # noqa: E402
 from tests.e2e.test_studio_e2e import start_studio  # noqa: E402
 
@@ -33,7 +34,7 @@ def main() -> int:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        shown = execute_run(start_run(make_run_config("demo", "mf", train={"epochs": 3}, device="cpu"), root / "runs" / "shown"))
+        shown = execute_run(RunSpec.create("demo", "mf", train={"epochs": 3}, device="cpu").save(root / "runs" / "shown"))
         jobs = start_training_jobs("demo", root, n=args.jobs)
         try:
             with start_studio(root) as url:

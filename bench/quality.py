@@ -16,7 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine, write_section  # noqa: E402
-from recsys_core.train.run import execute_run, make_run_config, start_run  # noqa: E402
+from recsys_core.runs.execute import execute_run  # noqa: E402
+from recsys_core.runs.spec import RunSpec  # noqa: E402
 
 FAMILIES = ["pop", "itemknn", "ease", "mf", "ncf", "two_tower", "sasrec", "text_ctr"]
 
@@ -33,8 +34,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.families.split(","):
             t0 = time.perf_counter()
-            cfg = make_run_config(args.data, family, device=args.device)
-            res = execute_run(start_run(cfg, Path(tmp) / family),
+            spec = RunSpec.create(args.data, family, device=args.device)
+            res = execute_run(spec.save(Path(tmp) / family),
                               progress=lambda m, f=family: print(f"[{f}] {m}", file=sys.stderr, flush=True))
             ev = res.run.read_eval() or {}
             rows[family] = {"status": res.status, "ndcg@10": res.test.get("ndcg@10"), "hr@10": res.test.get("hr@10"),

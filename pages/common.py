@@ -8,70 +8,91 @@ from typing import Any
 import streamlit as st
 
 from recsys_core.config_fields import describe_fields
-from recsys_core.data.dataset import Dataset, load_dataset
+from recsys_core.data.dataset import Dataset
+from recsys_core.data.source import DataSource, load_source
 from recsys_core.errors import RecTuneError
-from recsys_core.runs.index import RunIndex
-from recsys_core.runs.rundir import RunDir, runs_root
-from recsys_core.uploads import load_source, recall_source, remember_source
+from recsys_core.runs.finished import FinishedRun, load_finished
+from recsys_core.runs.launcher import live_status
+from recsys_core.runs.listing import list_runs
+from recsys_core.storage.rundir import RunDir, runs_root
+from recsys_core.uploads import recall_source, remember_source
 
-
-@st.cache_resource(show_spinner="Loading the demo dataset…")
-def load_demo() -> Dataset:
-    return load_dataset("demo")
+DEMO = DataSource()
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
 def _load_source(source_json: str) -> Dataset:
-    return load_source(json.loads(source_json))
+    return load_source(DataSource.from_dict(json.loads(source_json)))
 
 
-def activate_upload(source: dict) -> Dataset:
+def load_cached(source: DataSource) -> Dataset:
+    """The dataset a source describes, loaded once per server (the demo and recent uploads stay in memory)."""
+    return _load_source(json.dumps(source.as_dict(), sort_keys=True))
+
+
+def activate_upload(source: DataSource) -> Dataset:
     """Make an uploaded dataset active for this session and remember it in the URL (?data=...)."""
-    ds = _load_source(json.dumps(source, sort_keys=True))
+    ds = load_cached(source)
     token = remember_source(source)
-    st.session_state["dataset"], st.session_state["dataset_source"] = ds, source
+    st.session_state["dataset_source"], st.session_state["data_token"] = source, token
     st.query_params["data"] = token
     return ds
 
 
-def active_dataset() -> Dataset:
-    """The dataset the pages work on: the session's, else the one named in the URL, else the demo."""
-    if "dataset" in st.session_state:
-        return st.session_state["dataset"]
+def active_source() -> DataSource:
+    """How the active dataset is loaded: the session's upload, else the one named in the URL, else the demo."""
+    source = st.session_state.get("dataset_source")
+    if source is not None:
+        return source
     token = st.query_params.get("data")
     if token:
-        source = recall_source(token)
-        if source is not None:
-            try:
-                ds = _load_source(json.dumps(source, sort_keys=True))
-                st.session_state["dataset"], st.session_state["dataset_source"] = ds, source
-                return ds
-            except RecTuneError:
-                pass  # the upload is gone or changed: fall back to the demo
-    return load_demo()
+        recalled = recall_source(token)
+        if recalled is not None:
+            st.session_state["dataset_source"], st.session_state["data_token"] = recalled, token
+            return recalled
+    return DEMO
 
 
-def active_source() -> dict:
-    """How to load the active dataset again (the training worker does): path and options."""
-    return st.session_state.get("dataset_source") or {"path": "demo"}
+def active_dataset() -> Dataset:
+    """The dataset the pages work on (an upload that can no longer be loaded falls back to the demo)."""
+    source = active_source()
+    try:
+        return load_cached(source)
+    except RecTuneError:
+        if source == DEMO:
+            raise
+        st.session_state.pop("dataset_source", None)
+        return load_cached(DEMO)
+
+
+def use_demo() -> None:
+    st.session_state.pop("dataset_source", None)
+    st.session_state.pop("data_token", None)
+    st.query_params.pop("data", None)
 
 
 def runs() -> list[dict]:
-    """Runs under the runs folder, newest first (the index is refreshed from the directories)."""
-    root = runs_root()
-    if not root.exists():
-        return []
-    return RunIndex(root).sync()
+    """Runs under the runs folder, newest first; states derived from the run folders (reading only)."""
+    return list_runs(runs_root())
 
 
 def active_run_id() -> str | None:
     """The run the pages show: the one in the URL (?run=...), so a reload or a shared link keeps it."""
-    return st.query_params.get("run") or st.session_state.get("run_id")
+    from_url = st.query_params.get("run")
+    if from_url:
+        st.session_state["run_id"] = from_url  # a page switch clears the URL; the session keeps the run
+    return from_url or st.session_state.get("run_id")
 
 
 def set_active_run(run_id: str) -> None:
     st.session_state["run_id"] = run_id
-    st.query_params["run"] = run_id
+    if st.query_params.get("run") != run_id:
+        st.query_params["run"] = run_id
+
+
+def forget_run() -> None:
+    st.session_state.pop("run_id", None)
+    st.query_params.pop("run", None)
 
 
 def run_dir(run_id: str) -> RunDir:
@@ -87,20 +108,17 @@ def pick_run(label: str, rows: list[dict], key: str, default: str | None = None)
     want = default or active_run_id()
     if want and want not in ids:  # deleted (or never existed) while a page or a shared link pointed at it
         st.warning(f"Run {want} no longer exists (its folder was removed); showing {ids[0]} instead.")
-        st.session_state.pop("run_id", None)
-        st.query_params.pop("run", None)
+        forget_run()
     index = ids.index(want) if want in ids else 0
     return st.selectbox(label, ids, index=index, format_func=labels.get, key=key)
 
 
 @st.cache_resource(show_spinner="Loading the run's model…", max_entries=6)
-def _load_run(path: str, stamp: float):
-    from recsys_core.insights import load_run
-
-    return load_run(path)
+def _load_run(path: str, stamp: float) -> FinishedRun:
+    return load_finished(path)
 
 
-def loaded_run(run: RunDir):
+def loaded_run(run: RunDir) -> FinishedRun:
     """The run's model, dataset and split (cached until the run's model changes)."""
     stamp = (run.model_dir / "model.json").stat().st_mtime if (run.model_dir / "model.json").exists() else 0.0
     return _load_run(str(run.path), stamp)
@@ -149,17 +167,17 @@ def config_widgets(cls: type, key: str, defaults: dict | None = None, skip: tupl
 
 def keep_in_url() -> None:
     """Page switches clear the URL's query; put the active dataset and run back so a reload keeps them."""
-    source = st.session_state.get("dataset_source")
-    if source and "data" not in st.query_params:
-        try:
-            st.query_params["data"] = remember_source(source)
-        except RecTuneError:
-            pass
-    if st.session_state.get("run_id") and "run" not in st.query_params:
-        st.query_params["run"] = st.session_state["run_id"]
+    token = st.session_state.get("data_token")
+    if token and st.query_params.get("data") != token:
+        st.query_params["data"] = token
+    run_id = st.session_state.get("run_id")
+    if run_id and st.query_params.get("run") != run_id:
+        st.query_params["run"] = run_id
 
 
 def sidebar(ds: Dataset) -> None:
+    active_source()  # a dataset named only in the URL (a reload, a shared link) becomes the session's
+    active_run_id()  # likewise the run
     keep_in_url()
     with st.sidebar:
         st.markdown("### RecTune Studio")
@@ -169,11 +187,10 @@ def sidebar(ds: Dataset) -> None:
         run_id = active_run_id()
         if run_id and not run_dir(run_id).exists():  # removed while the studio showed it (or a stale link)
             st.warning(f"Run {run_id} no longer exists (its folder was removed).")
-            st.session_state.pop("run_id", None)
-            st.query_params.pop("run", None)
+            forget_run()
             run_id = None
         if run_id:
-            status = run_dir(run_id).read_status()
+            status = live_status(run_dir(run_id))
             st.markdown(f"`{run_id}` · {status.get('state', 'unknown')}")
         else:
             st.markdown("_none yet_")

@@ -6,7 +6,8 @@ import streamlit as st
 
 from pages.common import loaded_run, run_dir, runs, show_error
 from recsys_core.experiments.report import experiment_rows, list_experiments
-from recsys_core.insights import base_run_of, compare_two, embedding_map, segments
+from recsys_core.insights import compare_two, embedding_map, segments
+from recsys_core.runs.finished import base_run_of
 from recsys_core.runs.curves import eval_frame, step_frame
 
 st.title("Compare")

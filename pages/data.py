@@ -4,20 +4,19 @@ import streamlit as st
 
 from pathlib import Path
 
-from pages.common import activate_upload, active_dataset, show_error
+from pages.common import activate_upload, active_dataset, show_error, use_demo
 from recsys_core.data.describe import activity_frame, describe, popularity_frame, rating_frame, timeline_frame
+from recsys_core.data.source import DataSource
 from recsys_core.uploads import column_preview, mapping_spec, save_upload
 
 NONE = "(none)"
 st.title("Data")
 
-with st.expander("Load data", expanded="dataset" not in st.session_state):
+with st.expander("Load data", expanded="dataset_source" not in st.session_state):
     source = st.radio("Source", ["Demo: MovieLens latest-small", "Upload a file"], horizontal=True, key="data.source")
     if source.startswith("Demo"):
         if st.button("Use the demo dataset", key="data.use_demo"):
-            st.session_state.pop("dataset", None)
-            st.session_state.pop("dataset_source", None)
-            st.query_params.pop("data", None)
+            use_demo()
             st.rerun()
     else:
         # No type= filter: the loader recognises formats by content and explains what it cannot read, in words.
@@ -55,15 +54,14 @@ with st.expander("Load data", expanded="dataset" not in st.session_state):
             min_user = c[1].number_input("drop users with fewer interactions than", value=0, step=1, key="data.min_user")
             drop_invalid = c[2].checkbox("drop invalid rows (reported) instead of stopping", key="data.drop_invalid")
             if st.button("Load this dataset", type="primary", key="data.load"):
-                columns = mapping_spec({r: (None if c == NONE else c) for r, c in mapping.items()}, cols, preview["header"])
-                items_path = str(save_upload(items_upload.name, items_upload.getvalue())) if items_upload else None
-                source = {"path": path, "columns": columns, "name": Path(upload.name).stem,
-                          **({"no_header": True} if not preview["header"] else {}),
-                          **({"items": items_path} if items_path else {}),
-                          **({"min_rating": float(min_rating)} if min_rating else {}),
-                          **({"min_user_interactions": int(min_user)} if min_user else {}),
-                          **({"drop_invalid": True} if drop_invalid else {})}
                 try:
+                    columns = mapping_spec({r: (None if c == NONE else c) for r, c in mapping.items()}, cols,
+                                           preview["header"])
+                    items_path = str(save_upload(items_upload.name, items_upload.getvalue())) if items_upload else None
+                    source = DataSource(path, columns=columns, sep=preview["sep"], no_header=not preview["header"],
+                                        items=items_path, name=Path(upload.name).stem, drop_invalid=bool(drop_invalid),
+                                        min_rating=float(min_rating) if min_rating else None,
+                                        min_user_interactions=int(min_user))
                     ds = activate_upload(source)
                 except Exception as exc:  # noqa: BLE001 - the previous dataset stays active
                     show_error(exc)

@@ -3,7 +3,8 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import loaded_run, pick_run, run_dir, runs, set_active_run, show_error
-from recsys_core.insights import all_topk, base_run_of, user_recommendations
+from recsys_core.insights import all_topk, user_recommendations
+from recsys_core.runs.finished import base_run_of
 
 st.title("Recommendations")
 rows = [r for r in runs() if r["state"] in ("finished", "stopped")]

@@ -8,10 +8,10 @@ import streamlit as st
 from pages.common import active_dataset, active_source, config_widgets, pretty_json, show_error
 from recsys_core.bases import available_bases, resolve_base
 from recsys_core.data.splits import History
-from recsys_core.models import BASELINES, FAMILIES, NEURAL
+from recsys_core.models import FAMILIES
+from recsys_core.runs.spec import RunSpec
 from recsys_core.strategies import STRATEGIES, parse_strategy
 from recsys_core.train.finetune import preview
-from recsys_core.train.run import command_for, config_file_for, make_run_config
 from recsys_core.train.trainer import TrainerConfig
 
 TASKS = {
@@ -28,15 +28,13 @@ def base_choices() -> list[dict]:
 
 @st.cache_data(max_entries=32, show_spinner="Building the model to count what trains…")
 def plan_for(config_json: str, dataset_key: str) -> dict:
-    config = json.loads(config_json)
+    spec = RunSpec.from_json(json.loads(config_json))
     ds = active_dataset()
-    family = config["model"]["family"]
-    strategy, options = parse_strategy(config["strategy"])
+    strategy, options = parse_strategy({"name": spec.strategy_name, **spec.strategy.as_dict()})
     history = History(ds.interactions, ds.n_users, ds.n_items)
     texts = ds.item_texts() if ds.item_table is not None else None
-    model_cfg = {k: v for k, v in config["model"].items() if k != "family"}
-    return preview(family, model_cfg, resolve_base(config["base"]), strategy, options, history, ds.users.ids,
-                   ds.items.ids, texts, optimizer=config["train"]["optimizer"])
+    return preview(spec.family, spec.model.as_dict(), resolve_base(spec.base), strategy, options, history, ds.users.ids,
+                   ds.items.ids, texts, optimizer=spec.train.optimizer)
 
 
 ds = active_dataset()
@@ -48,7 +46,7 @@ task_label = st.radio("Task", list(TASKS), key="setup.task")
 c1, c2, c3 = st.columns(3)
 family = c1.selectbox("Model family", list(FAMILIES), index=list(FAMILIES).index("sasrec"), key="setup.family",
                       help="pop/itemknn/ease are fitted in closed form; the others train by gradient descent")
-neural = family in NEURAL
+neural = FAMILIES[family].trainable
 bases = [b for b in base_choices() if family in b["families"]] if neural else [{"spec": "none", "title": "no base"}]
 base_labels = {b["spec"]: f"{b['spec']} — {b['title']}" for b in bases}
 base = c2.selectbox("Pretrained base", list(base_labels), format_func=base_labels.get, key="setup.base",
@@ -73,7 +71,7 @@ with st.expander(f"Model options ({family})"):
 train_options = {}
 if neural:
     with st.expander("Training options"):
-        defaults = {**getattr(model_cls, "default_train", {})}
+        defaults = dict(model_cls.default_train)
         train_options = config_widgets(TrainerConfig, f"setup.train.{family}", defaults)
 c1, c2 = st.columns(2)
 seed = int(c1.number_input("seed", value=0, step=1, key="setup.seed"))
@@ -81,10 +79,9 @@ device = c2.selectbox("device", ["auto", "cpu", "cuda", "mps"], key="setup.devic
                       help="auto picks CUDA, then MPS, then CPU")
 
 try:
-    data_options = {k: v for k, v in source.items() if k != "path"}
-    config = make_run_config(source["path"], family, model=model_options, train=train_options,
-                             data_options=data_options, split=TASKS[task_label], seed=seed, device=device,
-                             base=base, strategy={"name": strategy_name, **strategy_options})
+    spec = RunSpec.create(source, family, model=model_options, train=train_options, split=TASKS[task_label],
+                          seed=seed, device=device, base=base, strategy={"name": strategy_name, **strategy_options})
+    config = spec.to_json()
 except Exception as exc:  # noqa: BLE001 - an invalid option is shown, nothing starts
     show_error(exc)
     st.session_state.pop("setup_config", None)
@@ -120,7 +117,7 @@ if neural:
         st.caption(note)
 
 st.subheader("Reproduce from the command line")
-st.code(command_for(config, "setup.json"), language="bash")
+st.code(spec.command("setup.json"), language="bash")
 st.caption("with this setup.json:")
-st.code(pretty_json(config_file_for(config)), language="json")
+st.code(pretty_json(spec.config_file()), language="json")
 st.info("Start it on the **Train** page.")

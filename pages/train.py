@@ -9,11 +9,11 @@ import plotly.express as px
 import streamlit as st
 
 from pages.common import active_run_id, pick_run, run_dir, runs, set_active_run, show_error
-from recsys_core.runs.atomic import atomic_write_json
 from recsys_core.runs.curves import eval_frame, progress, step_frame
+from recsys_core.runs.finished import read_eval
 from recsys_core.runs.launcher import launch, poll, stop
-from recsys_core.runs.rundir import ACTIVE, new_run_id, runs_root
-from recsys_core.train.run import command_for, config_file_for, start_run
+from recsys_core.runs.spec import RunSpec
+from recsys_core.storage.rundir import ACTIVE, new_run_id, runs_root
 
 st.title("Train")
 config = st.session_state.get("setup_config")
@@ -26,15 +26,10 @@ else:
     c1.info("Choose the model, base and strategy on the **Setup** page first.")
 if c2.button("Start training", type="primary", disabled=not config, key="train.start"):
     try:
-        run_id = new_run_id(config["model"]["family"])
-        path = runs_root() / run_id
-        path.mkdir(parents=True, exist_ok=True)
-        setup_file = path / "setup.json"
-        atomic_write_json(setup_file, config_file_for(config))
-        start_run(config, path)  # config.json now, so the run is listed (queued) before its worker starts
-        args = ["--data", config["data"]["path"], "--model", config["model"]["family"], "--config", str(setup_file),
-                "--seed", str(config.get("seed", 0)), "--device", config.get("device", "auto")]
-        launch(args, path, family=config["model"]["family"])
+        spec = RunSpec.from_json(config)
+        run_id = new_run_id(spec.family)
+        run = spec.save(runs_root() / run_id)  # the spec is written once; the worker runs exactly this directory
+        launch([], run.path, family=spec.family)
         set_active_run(run_id)
         st.rerun()
     except Exception as exc:  # noqa: BLE001
@@ -73,7 +68,7 @@ def live_view(run_id: str) -> None:
     elif prog["state"] == "interrupted":
         st.warning(prog["error"] or "The worker ended without finishing.")
     elif prog["state"] in ("finished", "stopped"):
-        ev = run.read_eval() or {}
+        ev = read_eval(run)
         test = ev.get("test", {})
         if test:
             st.success(f"{prog['state'].capitalize()} ({prog['reason'] or ''}): test NDCG@10 {test['ndcg@10']:.4f}, "
@@ -106,9 +101,12 @@ live_view(chosen)
 with st.expander("Configuration and worker log"):
     run = run_dir(chosen)
     try:
-        cfg = run.read_config()
-        st.code(command_for(cfg, run.path / "setup.json"), language="bash")
-        st.json(cfg, expanded=False)
+        spec = RunSpec.load(run.path)
+        st.caption("The worker ran this directory's config.json as it is:")
+        st.code(f"rectune train --run-dir {run.path}", language="bash")
+        st.caption("Elsewhere, the same run from flags, with the JSON below saved as setup.json:")
+        st.code(spec.command("setup.json"), language="bash")
+        st.json(spec.config_file(), expanded=False)
     except Exception as exc:  # noqa: BLE001
         show_error(exc)
     if run.log_path.exists():

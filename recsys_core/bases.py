@@ -9,19 +9,27 @@ so a base trained on other (or fewer) users and items transfers what overlaps.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from recsys_core.errors import ConfigError
-from recsys_core.models import BASELINES, NEURAL, build_model, family_class
+from recsys_core.models import FAMILIES, build_model, family_class, trainable_families
 from recsys_core.models.neural import NeuralRecommender
+from recsys_core.storage.rundir import RunDir, runs_root
+from recsys_core.text import cached_text_embeddings, resolve_encoder
 
-TEXT_FAMILIES = ("two_tower", "text_ctr")  # read item text through the encoder itself
-ID_FAMILIES = ("mf", "ncf", "sasrec")  # take text as an initialisation of their item embeddings
 IDS_FILE = "ids.json"
+
+
+def text_families() -> tuple[str, ...]:
+    """Families a text base applies to: they read text through it, or it initialises their item embeddings."""
+    return tuple(name for name, cls in FAMILIES.items() if cls.text_base is not None)
 
 
 @dataclass
@@ -51,111 +59,151 @@ class Base:
     def check_family(self, family: str) -> None:
         if not self.accepts(family):
             raise ConfigError(f"base {self.spec!r} cannot start a {family} model; it suits: "
-                              f"{', '.join(self.families) or 'no trainable family'}")
+                              f"{', '.join(self.families) or 'no trainable family'}", field="base")
 
     @classmethod
     def from_model(cls, model: NeuralRecommender, user_ids: list[str], item_ids: list[str], name: str = "previous",
                    data_until: float | None = None) -> "Base":
         """An in-memory base (the experiments warm-start from the model they just trained)."""
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        return cls(f"model:{name}", "run", f"{model.family} model {name}", _offers(model), (model.family,),
-                   family=model.family, config=model.config.as_dict(), state=state, user_ids=list(user_ids),
-                   item_ids=list(item_ids), data_until=data_until)
+        return cls(f"model:{name}", "run", f"{model.family} model {name}", type(model).pretrained_parts(model.config),
+                   (model.family,), family=model.family, config=model.config.as_dict(), state=state,
+                   user_ids=list(user_ids), item_ids=list(item_ids), data_until=data_until)
 
 
-NONE = Base("none", "none", "no base: random initialisation", (), tuple(NEURAL))
+def no_base() -> Base:
+    return Base("none", "none", "no base: random initialisation", (), tuple(trainable_families()))
 
 
-def _offers(model: NeuralRecommender) -> tuple[str, ...]:
-    offers = {model.backbone}
-    if model.item_tables or getattr(model, "item_id", None) is not None:
-        offers.add("item_embeddings")
-    if model.user_tables:
-        offers.add("user_embeddings")
-    return tuple(sorted(offers))
+NONE = no_base()
+
+
+# ------------------------------------------------------------------ the registry of base kinds
+
+@dataclass(frozen=True)
+class BaseKind:
+    """One kind of base: which specs it answers (`name` or `name:...`), how it resolves, what it offers now."""
+
+    name: str
+    resolve: Callable[[str, Path | None], Base]
+    available: Callable[[Path | None], list[Base]]
+    takes_argument: bool = False  # 'hf:NAME' and 'run:ID' take one; 'none' and 'minilm' do not
+
+    def matches(self, spec: str) -> bool:
+        return spec.startswith(self.name + ":") if self.takes_argument else spec == self.name
+
+
+BASE_KINDS: dict[str, BaseKind] = {}
+
+
+def register_base_kind(kind: BaseKind) -> BaseKind:
+    """Add a kind of base; a name already taken is refused."""
+    if kind.name in BASE_KINDS:
+        raise ConfigError(f"base kind {kind.name!r} is already registered")
+    BASE_KINDS[kind.name] = kind
+    return kind
+
+
+def _kind_of(spec: str) -> BaseKind:
+    for kind in BASE_KINDS.values():
+        if kind.matches(spec):
+            return kind
+    raise ConfigError(f"unknown base {spec!r}: use none, minilm, hf:NAME_OR_PATH or run:RUN_ID", field="base")
+
+
+def check_base_spec(spec: str) -> None:
+    """Raise ConfigError unless `spec` names a known kind of base (nothing is loaded or looked up)."""
+    _kind_of((spec or "none").strip())
 
 
 def resolve_base(spec: str | None, runs_dir: str | Path | None = None) -> Base:
     """Parse and check a base name; text and run bases are verified to exist locally now."""
     spec = (spec or "none").strip()
-    if spec == "none":
-        return NONE
-    if spec == "minilm" or spec.startswith("hf:"):
-        from recsys_core.text import resolve_encoder
-
-        path = resolve_encoder(spec)
-        title = "all-MiniLM-L6-v2 sentence encoder" if spec == "minilm" else f"Hugging Face encoder {spec[3:]}"
-        return Base(spec, "text", title, ("text_encoder",), TEXT_FAMILIES + ID_FAMILIES, path=path)
-    if spec.startswith("run:"):
-        return _run_base(spec, runs_dir)
-    raise ConfigError(f"unknown base {spec!r}: use none, minilm, hf:NAME_OR_PATH or run:RUN_ID")
+    return _kind_of(spec).resolve(spec, Path(runs_dir) if runs_dir else None)
 
 
-def _run_base(spec: str, runs_dir: str | Path | None) -> Base:
-    from recsys_core.runs.rundir import RunDir, runs_root
+def available_bases(runs_dir: str | Path | None = None) -> list[Base]:
+    """Bases a user can pick now: none, MiniLM, encoders in the local HF cache, finished trainable runs."""
+    root = Path(runs_dir) if runs_dir else None
+    return [base for kind in BASE_KINDS.values() for base in kind.available(root)]
 
+
+def _text_base(spec: str, title: str) -> Base:
+    return Base(spec, "text", title, ("text_encoder",), text_families(), path=resolve_encoder(spec))
+
+
+def _resolve_text(spec: str, runs_dir: Path | None) -> Base:
+    title = "all-MiniLM-L6-v2 sentence encoder" if spec == "minilm" else f"Hugging Face encoder {spec[3:]}"
+    return _text_base(spec, title)
+
+
+def _minilm_if_installed(runs_dir: Path | None) -> list[Base]:
+    try:
+        return [_resolve_text("minilm", runs_dir)]
+    except ConfigError:
+        return []
+
+
+def _cached_hf_bases(runs_dir: Path | None) -> list[Base]:
+    hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
+    if not hub.is_dir():
+        return []
+    names = sorted(p.name[len("models--"):].replace("--", "/") for p in hub.glob("models--*") if p.is_dir())
+    return [Base(f"hf:{name}", "text", f"Hugging Face encoder {name} (local cache)", ("text_encoder",), text_families())
+            for name in names]
+
+
+def _resolve_run(spec: str, runs_dir: Path | None) -> Base:
     target = spec[4:]
     path = Path(target).expanduser()
     if not path.is_dir():
-        path = Path(runs_dir or runs_root()) / target
+        path = (runs_dir or runs_root()) / target
     run = RunDir(path)
     if not run.exists():
-        raise ConfigError(f"base {spec!r}: no run directory at {path}")
+        raise ConfigError(f"base {spec!r}: no run directory at {path}", field="base")
     meta_path = run.model_dir / "model.json"
     if not meta_path.exists():
         state = run.read_status().get("state", "unknown")
-        raise ConfigError(f"base {spec!r}: the run has no trained model (state: {state})")
+        raise ConfigError(f"base {spec!r}: the run has no trained model (state: {state})", field="base")
     meta = json.loads(meta_path.read_text())
-    family = meta["family"]
-    if family in BASELINES:
-        raise ConfigError(f"base {spec!r} is a {family} run: closed-form baselines have no weights to fine-tune")
+    cls = family_class(meta["family"])
+    if not cls.trainable:
+        raise ConfigError(f"base {spec!r} is a {cls.family} run: closed-form baselines have no weights to fine-tune",
+                          field="base")
     ids = json.loads((run.model_dir / IDS_FILE).read_text()) if (run.model_dir / IDS_FILE).exists() else {}
-    probe = build_model(family, 1, 1, {**meta["config"], "text_trainable": False} if family == "two_tower" else meta["config"]) \
-        if family != "text_ctr" else None
-    offers = _offers(probe) if probe is not None else ("text_encoder",)
-    return Base(spec, "run", f"{family} from run {run.path.name}", offers, (family,), path=run.path, family=family,
-                config=meta["config"], user_ids=ids.get("users"), item_ids=ids.get("items"),
+    offers = cls.pretrained_parts(cls.config_class.from_dict(meta["config"]))
+    return Base(spec, "run", f"{cls.family} from run {run.path.name}", offers, (cls.family,), path=run.path,
+                family=cls.family, config=meta["config"], user_ids=ids.get("users"), item_ids=ids.get("items"),
                 data_until=ids.get("data_until"))
+
+
+def _finished_runs(runs_dir: Path | None) -> list[Base]:
+    """Finished (or stopped) runs with a trained model of a trainable family, newest first (read only)."""
+    root = runs_dir or runs_root()
+    if not root.is_dir():
+        return []
+    runs = [RunDir(p) for p in root.iterdir() if (p / "model" / "model.json").exists()]
+    out = []
+    for run in sorted(runs, key=lambda r: r.read_status().get("created", 0), reverse=True):
+        if run.read_status().get("state") not in ("finished", "stopped"):
+            continue
+        try:
+            out.append(_resolve_run(f"run:{run.run_id}", root))
+        except (ConfigError, OSError, ValueError, KeyError):
+            continue  # a run without a usable model is simply not offered
+    return out
+
+
+register_base_kind(BaseKind("none", lambda spec, root: NONE, lambda root: [NONE]))
+register_base_kind(BaseKind("minilm", _resolve_text, _minilm_if_installed))
+register_base_kind(BaseKind("hf", _resolve_text, _cached_hf_bases, takes_argument=True))
+register_base_kind(BaseKind("run", _resolve_run, _finished_runs, takes_argument=True))
 
 
 def load_state(base: Base) -> dict[str, torch.Tensor]:
     if base.state is None:
-        from safetensors.torch import load_file
-
         base.state = load_file(str(base.path / "model" / "weights.safetensors"))
     return base.state
-
-
-def available_bases(runs_dir: str | Path | None = None) -> list[Base]:
-    """Bases a user can pick now: none, MiniLM, encoders in the local HF cache, finished neural runs."""
-    out = [NONE]
-    try:
-        out.append(resolve_base("minilm"))
-    except ConfigError:
-        pass
-    out += [Base(f"hf:{name}", "text", f"Hugging Face encoder {name} (local cache)", ("text_encoder",),
-                 TEXT_FAMILIES + ID_FAMILIES) for name in _cached_hf_models()]
-    from recsys_core.runs.index import RunIndex
-    from recsys_core.runs.rundir import runs_root
-
-    root = Path(runs_dir or runs_root())
-    if root.exists():
-        for row in RunIndex(root).list():
-            if row["state"] in ("finished", "stopped") and row["family"] in NEURAL:
-                try:
-                    out.append(_run_base(f"run:{row['run_id']}", root))
-                except (ConfigError, OSError, ValueError):
-                    continue  # a run without a usable model is simply not offered
-    return out
-
-
-def _cached_hf_models() -> list[str]:
-    import os
-
-    hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
-    if not hub.is_dir():
-        return []
-    return sorted(p.name[len("models--"):].replace("--", "/") for p in hub.glob("models--*") if p.is_dir())
 
 
 # ------------------------------------------------------------------ building a model from a base
@@ -164,7 +212,7 @@ def model_config_for(base: Base, family: str, overrides: dict | None = None) -> 
     """The model config a base implies: a run base fixes the architecture; a text base names the encoder."""
     base.check_family(family)
     cfg = dict(base.config) if base.kind == "run" else {}
-    if base.kind == "text" and family in TEXT_FAMILIES:
+    if base.kind == "text" and family_class(family).text_base == "encoder":
         cfg["text_encoder"] = base.spec
     return {**cfg, **(overrides or {})}
 
@@ -173,13 +221,12 @@ def initial_model(family: str, base: Base, n_users: int, n_items: int, model_con
                   user_ids: list[str] | None = None, item_ids: list[str] | None = None,
                   item_texts: list[str] | None = None) -> tuple[NeuralRecommender, dict]:
     """A model of `family` initialised from `base`, and a report of what was transferred."""
-    if family not in NEURAL:
-        family_class(family)
+    if not family_class(family).trainable:
         raise ConfigError(f"{family} is fitted in closed form: it takes no base and no fine-tuning strategy")
     cfg = model_config_for(base, family, model_config)
     model = build_model(family, n_users, n_items, cfg)
     report: dict = {"base": base.spec}
-    if base.kind == "text" and family in ID_FAMILIES:
+    if base.kind == "text" and model.text_base == "item_init":
         report.update(init_items_from_text(model, base.spec, item_texts))
     elif base.kind == "run":
         report.update(copy_from_base(model, base, user_ids, item_ids))
@@ -190,9 +237,7 @@ def init_items_from_text(model: NeuralRecommender, encoder: str, item_texts: lis
     """Item embeddings from text: the encoder's embeddings projected onto their top principal directions."""
     if item_texts is None:
         raise ConfigError(f"base {encoder!r} initialises item embeddings from item text, and this data has none "
-                          "(add an item table, e.g. movies.csv, or use base none)")
-    from recsys_core.text import cached_text_embeddings
-
+                          "(add an item table, e.g. movies.csv, or use base none)", field="base")
     text = cached_text_embeddings(encoder, item_texts)
     text = text - text.mean(0, keepdim=True)
     for name in model.item_tables:
@@ -223,7 +268,7 @@ def copy_from_base(model: NeuralRecommender, base: Base, user_ids: list[str] | N
     own = model.state_dict()
     user_map = _row_map(base.user_ids, user_ids, "user")
     item_map = _row_map(base.item_ids, item_ids, "item")
-    item_tables = set(model.item_tables) | ({"item_id"} if getattr(model, "item_id", None) is not None else set())
+    item_tables = set(model.item_id_tables())
     new = {}
     for key, value in own.items():
         if key not in state:

@@ -8,8 +8,10 @@ int8 layers on the CPU (torch.ao.quantization.quantize_dynamic).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from recsys_core.errors import ConfigError
-from recsys_core.runs.atomic import atomic_write_dir
-from recsys_core.runs.rundir import RunDir
+from recsys_core.eval.evaluator import evaluate, mask_known
+from recsys_core.models import build_model
+from recsys_core.runs.finished import load_finished
+from recsys_core.storage.atomic import atomic_write_dir
+from recsys_core.storage.rundir import RunDir
+from recsys_core.train.device import pick_device, seed_everything
+from recsys_core.train.finetune import build_trainer
 
 FORMAT = "rectune-compressed-1"
 
@@ -35,7 +42,7 @@ def prune_model(model: nn.Module, amount: float, recover=None) -> None:
     `recover(model)`, if given, trains the model while the pruning masks hold (the classic
     prune-then-fine-tune: the surviving weights make up for the removed ones) before they are made permanent.
     """
-    import torch.nn.utils.prune as prune
+    import torch.nn.utils.prune as prune  # torch's pruning utilities load only when a model is compressed
 
     if not 0.0 <= amount < 1.0:
         raise ConfigError(f"--prune must be in [0, 1), not {amount}")
@@ -102,8 +109,6 @@ def save_compressed(model: nn.Module, directory: Path, quantize: bool) -> None:
 
 def load_compressed(directory: str | Path, item_texts: list[str] | None = None) -> nn.Module:
     """Rebuild a compressed model; with int8, its linear layers run dynamically quantised on the CPU."""
-    from recsys_core.models import build_model
-
     directory = Path(directory)
     meta = json.loads((directory / "model.json").read_text())
     if meta.get("format") != FORMAT:
@@ -111,15 +116,13 @@ def load_compressed(directory: str | Path, item_texts: list[str] | None = None) 
     parts = load_file(str(directory / "compressed.safetensors"))
     state = {name: _unpack(name, parts, shape) for name, shape in meta["shapes"].items()}
     model = build_model(meta["family"], meta["n_users"], meta["n_items"], meta["config"])
-    if getattr(model, "needs_text", False) and hasattr(model, "set_item_texts"):
+    if model.needs_item_text:
         if item_texts is None:
             raise ConfigError(f"{directory}: this model reads item text; give the item texts to load it")
         model.set_item_texts(item_texts)
     model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in state.items()})
     model.eval()
     if meta.get("quantize") == "int8":
-        import warnings
-
         with warnings.catch_warnings():  # torch.ao's eager quantisation is deprecated upstream (torchao) yet works
             warnings.simplefilter("ignore")
             model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
@@ -132,8 +135,6 @@ def _dir_bytes(directory: Path, names: tuple[str, ...]) -> int:
 
 def _latency_ms(model, users: np.ndarray, history, repeats: int = 30) -> float:
     """Median wall time of a top-10 for one user (full scores + top-k), after a warm-up."""
-    from recsys_core.eval.evaluator import mask_known
-
     times = []
     with torch.no_grad():
         for r in range(repeats + 3):
@@ -145,21 +146,18 @@ def _latency_ms(model, users: np.ndarray, history, repeats: int = 30) -> float:
     return float(np.median(times))
 
 
-def _recovery(run: RunDir, split, epochs: int, say):
+def _recovery(finished, epochs: int, say):
     """A short fine-tune of the pruned model on the run's own training data, best epoch kept on validation."""
-    from recsys_core.models.neural import TrainData
-    from recsys_core.train.device import pick_device, seed_everything
-    from recsys_core.train.trainer import Trainer, TrainerConfig
 
     def recover(model: nn.Module) -> None:
-        config = run.read_config()
-        train = {**config["train"], "epochs": epochs, "patience": 0, "min_epochs": 0, "schedule": "constant",
-                 "warmup_frac": 0.0}
-        device = pick_device(config.get("device", "auto"))
-        seed_everything(config.get("seed", 0))  # the same run compresses to the same model
+        spec = finished.spec
+        train = dataclasses.replace(spec.train, epochs=epochs, patience=0, min_epochs=0, schedule="constant",
+                                    warmup_frac=0.0)
+        device = pick_device(spec.device)
+        seed_everything(spec.seed)  # the same run compresses to the same model
         with torch.enable_grad():
             model.train()
-            outcome = Trainer(model, TrainData(split.train_history), split, TrainerConfig.from_dict(train), device).fit()
+            outcome = build_trainer(model, finished.split, train, device).fit()
         model.cpu().eval()
         say(f"recovery fine-tune: {epochs} epochs with the pruning masks held, best validation ndcg@10 "
             f"{outcome.best_metric:.4f} at epoch {outcome.best_epoch}")
@@ -170,16 +168,13 @@ def _recovery(run: RunDir, split, epochs: int, say):
 def compress_run(run_dir: str | Path, prune: float = 0.5, quantize: str = "int8", out: str | Path | None = None,
                  progress=None, recover_epochs: int = 3) -> dict:
     """Prune and quantise a run's model into `out` (default RUN/compressed) and measure size, NDCG and latency."""
-    from recsys_core.eval.evaluator import evaluate
-    from recsys_core.models.neural import NeuralRecommender
-    from recsys_core.train.run import load_run_model
-
     if quantize not in ("int8", "none"):
         raise ConfigError(f"--quantize must be int8 or none, not {quantize!r}")
     say = progress or (lambda m: None)
     run = RunDir(run_dir)
-    model, ds, split = load_run_model(run)
-    if not isinstance(model, NeuralRecommender):
+    finished = load_finished(run)
+    model, ds, split = finished.model, finished.ds, finished.split
+    if not model.trainable:
         raise ConfigError(f"{run.path}: compression needs a trained neural model, not a closed-form baseline")
     torch.set_grad_enabled(False)
     model.eval()
@@ -190,8 +185,8 @@ def compress_run(run_dir: str | Path, prune: float = 0.5, quantize: str = "int8"
     latency_before = _latency_ms(model, users, history)
     size_before = _dir_bytes(run.model_dir, ("weights.safetensors", "model.json"))
     say(f"pruning {prune:.0%} of the weights by magnitude" + (", quantising to int8" if quantize == "int8" else ""))
-    needs_text = getattr(model, "needs_text", False)
-    recover = _recovery(run, split, recover_epochs, say) if recover_epochs > 0 and prune > 0 and not needs_text else None
+    recover = _recovery(finished, recover_epochs, say) if recover_epochs > 0 and prune > 0 and not model.needs_item_text \
+        else None
     prune_model(model, prune, recover)
     target = Path(out) if out else run.path / "compressed"
 

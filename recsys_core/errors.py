@@ -7,6 +7,11 @@ class RecTuneError(Exception):
 
     exit_code = 2
 
+    def __init__(self, message: str = "", field: str | None = None) -> None:
+        super().__init__(message)
+        #: the option the error concerns (e.g. "base"), so a UI can point at its widget
+        self.field = field
+
 
 class DataError(RecTuneError):
     """The input data cannot be used as given; the message says where and why."""

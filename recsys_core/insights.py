@@ -2,73 +2,24 @@
 top-K, metrics by segment, paired comparisons of two runs, and item-embedding maps before/after fine-tuning."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
 
 from recsys_core.data.dataset import Dataset
+from recsys_core.data.source import DataSource
 from recsys_core.data.splits import Split
-from recsys_core.errors import RecTuneError, UnknownIdError
-from recsys_core.eval.evaluator import mask_known
+from recsys_core.errors import RecTuneError
 from recsys_core.eval.segments import activity_segments, segment_summary
 from recsys_core.eval.significance import paired_bootstrap
-from recsys_core.runs.rundir import RunDir
+from recsys_core.recommend import recommend
+from recsys_core.runs.finished import FinishedRun
+from recsys_core.storage.rundir import RunDir
 
 
-@dataclass
-class LoadedRun:
-    run: RunDir
-    model: object
-    ds: Dataset
-    split: Split
-
-    @property
-    def family(self) -> str:
-        return self.run.read_config()["model"]["family"]
-
-
-def load_run(path: str | Path) -> LoadedRun:
-    from recsys_core.train.run import load_run_model
-
-    run = RunDir(path)
-    model, ds, split = load_run_model(run)
-    return LoadedRun(run, model, ds, split)
-
-
-def base_run_of(run: RunDir) -> RunDir | None:
-    """The run this one was fine-tuned from (its `run:` base), if it still exists."""
-    base = str(run.read_config().get("base", "none"))
-    if not base.startswith("run:"):
-        return None
-    path = Path(base[4:])
-    return RunDir(path) if (path / "model" / "model.json").exists() else None
-
-
-def item_vectors(model) -> torch.Tensor | None:
-    """The model's item embeddings [n_items, d] when it has them (what 'similar items' means to it)."""
-    with torch.no_grad():
-        if hasattr(model, "item_matrix"):
-            return model.item_matrix().detach().float().cpu()
-        if hasattr(model, "all_item_vectors"):
-            was = model.training
-            model.eval()
-            out = model.all_item_vectors().detach().float().cpu()
-            model.train(was)
-            return out
-        for name in ("item_emb", "item_out"):
-            table = getattr(model, name, None)
-            if table is not None:
-                w = table.weight.detach().float().cpu()
-                return w[w.shape[0] - model.n_items:]
-    return None
-
-
-def _similarity_rows(loaded: LoadedRun, items: np.ndarray, history_items: np.ndarray) -> np.ndarray:
+def _similarity_rows(loaded: FinishedRun, items: np.ndarray, history_items: np.ndarray) -> np.ndarray:
     """Similarity of each item in `items` to each history item: model embeddings, else co-occurrence cosine."""
-    vecs = item_vectors(loaded.model)
+    vecs = loaded.model.item_embedding_matrix()
     if vecs is not None:
         v = torch.nn.functional.normalize(vecs, dim=-1)
         return (v[torch.as_tensor(np.array(items))] @ v[torch.as_tensor(np.array(history_items))].T).numpy()
@@ -79,61 +30,36 @@ def _similarity_rows(loaded: LoadedRun, items: np.ndarray, history_items: np.nda
     return np.asarray((a.T @ b).todense()) / norms_a[:, None] / norms_b[None, :]
 
 
-def user_recommendations(loaded: LoadedRun, user: str, k: int = 10, explain: int = 2) -> dict:
+def user_recommendations(loaded: FinishedRun, user: str, k: int = 10, explain: int = 2) -> dict:
     """Top-k for a user from what is known when predicting their test item, with hits and explanations."""
     ds, split = loaded.ds, loaded.split
-    if user not in ds.users:
-        raise UnknownIdError(f"unknown user {user!r} (the data has {ds.n_users:,} users, e.g. "
-                             f"{', '.join(ds.users.ids[:3])})")
+    top = recommend(loaded, [user], k=k, exclude="test")
     u = ds.users.index(user)
-    history = split.history("test")
-    scores = mask_known(loaded.model.full_scores(np.array([u]), history), np.array([u]), history)[0].float().cpu()
-    k = min(k, int(torch.isfinite(scores).sum()))
-    top = torch.topk(scores, k)
     titles = ds.item_titles()
     held_out = set(split.test.loc[split.test["u"] == u, "i"].tolist())
     known = split.known("test")
     mine = known[known["u"] == u].sort_values(["timestamp", "row"], ascending=False, kind="stable")
     hist_items = mine["i"].to_numpy()
-    recs = top.indices.numpy()
-    sims = _similarity_rows(loaded, recs, hist_items) if len(hist_items) else np.zeros((len(recs), 0))
+    recs = np.array([ds.items.index(i) for i in top["item"]], dtype=np.int64)
+    sims = _similarity_rows(loaded, recs, hist_items) if len(hist_items) and len(recs) else np.zeros((len(recs), 0))
     rows = []
-    for r, (i, s) in enumerate(zip(recs.tolist(), top.values.tolist())):
-        because = []
-        if sims.shape[1]:
-            for j in np.argsort(-sims[r])[:explain]:
-                because.append({"item": ds.items.raw(int(hist_items[j])), "title": titles[int(hist_items[j])],
-                                "similarity": round(float(sims[r, j]), 4)})
-        rows.append({"rank": r + 1, "item": ds.items.raw(i), "title": titles[i], "score": float(s), "hit": i in held_out,
-                     "because": because})
+    for r, rec in enumerate(top.itertuples()):
+        because = [{"item": ds.items.raw(int(hist_items[j])), "title": titles[int(hist_items[j])],
+                    "similarity": round(float(sims[r, j]), 4)} for j in np.argsort(-sims[r])[:explain]] \
+            if sims.shape[1] else []
+        rows.append({"rank": int(rec.rank), "item": rec.item, "title": rec.title, "score": float(rec.score),
+                     "hit": bool(rec.hit), "because": because})
     hist = pd.DataFrame({"item": [ds.items.raw(i) for i in hist_items], "title": [titles[int(i)] for i in hist_items],
                          "rating": mine["rating"].to_numpy(),
                          "time": pd.to_datetime(mine["timestamp"], unit="s", errors="coerce").to_numpy()})
-    return {"user": user, "k": k, "items": rows, "history": hist,
+    return {"user": user, "k": len(rows), "items": rows, "history": hist,
             "held_out": [{"item": ds.items.raw(i), "title": titles[i]} for i in sorted(held_out)],
             "hits": sum(r["hit"] for r in rows)}
 
 
-def all_topk(loaded: LoadedRun, k: int = 10, block: int = 256) -> pd.DataFrame:
-    """Every user's top-k (from everything known about them), as rows user, rank, item, title, score."""
-    ds = loaded.ds
-    from recsys_core.data.splits import History
-
-    full = History(ds.interactions, ds.n_users, ds.n_items)
-    titles = ds.item_titles()
-    parts = []
-    for lo in range(0, ds.n_users, block):
-        users = np.arange(lo, min(lo + block, ds.n_users))
-        scores = mask_known(loaded.model.full_scores(users, full), users, full).float().cpu()
-        kk = min(k, ds.n_items)
-        top = torch.topk(scores, kk)
-        idx, val = top.indices.numpy(), top.values.numpy()
-        for row, u in enumerate(users):
-            ok = np.isfinite(val[row])
-            parts.append(pd.DataFrame({"user": ds.users.raw(int(u)), "rank": np.arange(1, ok.sum() + 1),
-                                       "item": [ds.items.raw(int(i)) for i in idx[row][ok]],
-                                       "title": [titles[int(i)] for i in idx[row][ok]], "score": val[row][ok]}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["user", "rank", "item", "title", "score"])
+def all_topk(loaded: FinishedRun, k: int = 10) -> pd.DataFrame:
+    """Every user's top-k (from everything known about them), as rows user, rank, item, title, score, hit."""
+    return recommend(loaded, None, k=k, exclude="all")
 
 
 # ------------------------------------------------------------------ comparing runs
@@ -149,7 +75,7 @@ def compare_two(run_a: RunDir, run_b: RunDir, metric: str = "ndcg@10") -> dict:
     """Paired bootstrap of a metric, run a minus run b, over the test users both were scored on."""
     a, b = per_user_frame(run_a), per_user_frame(run_b)
     ca, cb = run_a.read_config(), run_b.read_config()
-    if ca["data"] != cb["data"] or ca["split"] != cb["split"]:
+    if DataSource.from_dict(ca["data"]) != DataSource.from_dict(cb["data"]) or ca["split"] != cb["split"]:
         raise RecTuneError("these runs used different data or splits, so their users cannot be paired")
     joined = a[["u", metric]].merge(b[["u", metric]], on="u", suffixes=("_a", "_b"))
     if joined.empty:
@@ -183,10 +109,10 @@ def segments(run: RunDir, split: Split | None = None, base_item_ids: list[str] |
 
 def embedding_map(after, before=None, ds: Dataset | None = None, max_items: int = 1500) -> pd.DataFrame:
     """2-D PCA of item embeddings (the most popular items), before and after fine-tuning on shared axes."""
-    va = item_vectors(after)
+    va = after.item_embedding_matrix()
     if va is None:
         raise RecTuneError("this model has no item embeddings to map")
-    vb = item_vectors(before) if before is not None else None
+    vb = before.item_embedding_matrix() if before is not None else None
     n = va.shape[0] if vb is None else min(va.shape[0], vb.shape[0])
     counts = np.bincount(ds.interactions["i"].to_numpy(), minlength=ds.n_items)[:n] if ds is not None else np.ones(n)
     keep = np.argsort(-counts, kind="stable")[:max_items]

@@ -17,10 +17,8 @@ def fit_baseline(family: str, split: Split, progress: Progress | None = None, **
     """Fit a baseline on the training history; hyper-parameters left open are chosen on validation NDCG@10."""
     cls = baseline_class(family)
     model = cls(split.n_users, split.n_items, cls.config_class.from_dict(config) if config else None)
-    if hasattr(model, "fit_tuned"):
-        return model.fit_tuned(split.train_history, lambda m: evaluate(m, split, "valid").metrics["ndcg@10"],
-                               progress=progress)
-    return model.fit(split.train_history)
+    return model.fit_tuned(split.train_history, lambda m: evaluate(m, split, "valid").metrics["ndcg@10"],
+                           progress=progress)
 
 
 def evaluate_baseline(ds: Dataset, family: str, k: int = 10, split_name: str = "leave-last-out", seed: int = 0,

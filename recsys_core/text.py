@@ -5,6 +5,7 @@ missing model is a clear error. `trust_remote_code` is never enabled.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import os
@@ -12,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from recsys_core.errors import ConfigError
 
@@ -40,7 +42,7 @@ def resolve_encoder(name: str) -> Path:
         return path
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # only a hf:NAME that is not a local folder needs the hub client
 
         return Path(snapshot_download(target, local_files_only=True))
     except Exception:
@@ -52,8 +54,9 @@ def resolve_encoder(name: str) -> Path:
 @lru_cache(maxsize=4)
 def load_encoder(name: str) -> tuple[torch.nn.Module, object]:
     """(model, tokenizer) from local files only; trust_remote_code stays off."""
+    # transformers takes seconds to import; only runs that read item text need it
     from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # lazy: see above
 
     hf_logging.disable_progress_bar()  # a progress bar per load would flood the run's log and stderr
     path = resolve_encoder(name)
@@ -68,8 +71,6 @@ def load_encoder(name: str) -> tuple[torch.nn.Module, object]:
 
 def fresh_encoder(name: str) -> tuple[torch.nn.Module, object]:
     """A private copy of the encoder (for fine-tuning), leaving the cached one untouched."""
-    import copy
-
     model, tokenizer = load_encoder(name)
     return copy.deepcopy(model), tokenizer
 
@@ -101,8 +102,6 @@ def cache_dir() -> Path:
 def cached_text_embeddings(name: str, texts: list[str], max_length: int = 64,
                            device: torch.device | None = None) -> torch.Tensor:
     """Frozen-encoder embeddings of `texts`, cached on disk by (encoder, texts) so repeated runs are instant."""
-    from safetensors.torch import load_file, save_file
-
     key = hashlib.sha256((name + f"|{max_length}|" + "\u241e".join(texts)).encode()).hexdigest()[:24]
     path = cache_dir() / "text_embeddings" / f"{key}.safetensors"
     if path.exists():
@@ -120,15 +119,3 @@ def cached_text_embeddings(name: str, texts: list[str], max_length: int = 64,
     save_file({"emb": emb.contiguous()}, str(tmp))
     os.replace(tmp, path)
     return emb
-
-
-def encoder_groups(encoder: torch.nn.Module, prefix: str) -> list:
-    """Layer groups of a BERT-like encoder: embeddings, then each transformer layer, bottom to top."""
-    from recsys_core.models.neural import LayerGroup
-
-    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
-    if layers is None:
-        return [LayerGroup("text encoder", "block", (prefix,))]
-    return [LayerGroup("text encoder embeddings", "embedding", (f"{prefix}embeddings.",)),
-            *(LayerGroup(f"text encoder layer {k}", "block", (f"{prefix}encoder.layer.{k}.",)) for k in range(len(layers))),
-            LayerGroup("text encoder pooler", "embedding", (f"{prefix}pooler.",))]

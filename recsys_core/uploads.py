@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import time
@@ -9,8 +10,9 @@ from pathlib import Path
 
 from recsys_core.data.io import read_table
 from recsys_core.data.schema import ROLES, role_of
-from recsys_core.errors import DataError
-from recsys_core.runs.atomic import atomic_write_bytes
+from recsys_core.data.source import DataSource
+from recsys_core.errors import DataError, RecTuneError
+from recsys_core.storage.atomic import atomic_write_bytes, atomic_write_json, read_json
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # the same cap as .streamlit/config.toml's server.maxUploadSize
 
@@ -56,17 +58,6 @@ def column_preview(path: str | Path, sep: str | None = None, header: bool | None
             "sep": raw.sep, "header": raw.header}
 
 
-def load_source(source: dict):
-    """Load a dataset as the studio describes it: path, column mapping, header flag, cleaning options, item file."""
-    from recsys_core.data.clean import CleaningOptions
-    from recsys_core.data.dataset import load_dataset
-
-    options = {k: v for k, v in source.items() if k not in ("path", "items", "name")}
-    cleaning = CleaningOptions(**{k: v for k, v in options.items() if k in CleaningOptions.__dataclass_fields__})
-    return load_dataset(source["path"], columns=source.get("columns"), header=False if source.get("no_header") else None,
-                        items_path=source.get("items"), cleaning=cleaning, name=source.get("name"))
-
-
 def mapping_spec(mapping: dict[str, str | None], columns: list[str], header: bool) -> dict[str, str]:
     """The column mapping to load with: role -> column name (0-based position when there is no header row).
 
@@ -78,28 +69,28 @@ def mapping_spec(mapping: dict[str, str | None], columns: list[str], header: boo
 SOURCE_FILE = "source.json"
 
 
-def remember_source(source: dict) -> str:
-    """Save how an uploaded dataset is loaded (path, mapping, cleaning) beside it; returns its folder's name."""
-    path = Path(source["path"]).resolve()
+def remember_source(source: DataSource) -> str:
+    """Save how an uploaded dataset is loaded (path, mapping, cleaning) beside it; returns its folder's name.
+
+    Saved once: the same source again writes nothing.
+    """
+    path = Path(source.path).resolve()
     root = uploads_root()
     if root not in path.parents:
         raise DataError("only uploaded files can be remembered")
-    from recsys_core.runs.atomic import atomic_write_json
-
-    atomic_write_json(path.parent / SOURCE_FILE, source)
+    target = path.parent / SOURCE_FILE
+    if read_json(target) != source.as_dict():
+        atomic_write_json(target, source.as_dict())
     return path.parent.name
 
 
-def recall_source(token: str) -> dict | None:
+def recall_source(token: str) -> DataSource | None:
     """The source saved by remember_source under uploads/<token>/, or None (unknown or unsafe token)."""
-    import json
-
     if not re.fullmatch(r"[A-Za-z0-9._-]+", token or "") or token.startswith("."):
         return None
-    path = uploads_root() / token / SOURCE_FILE
     try:
-        source = json.loads(path.read_text())
-    except (OSError, ValueError):
+        source = DataSource.from_dict(json.loads((uploads_root() / token / SOURCE_FILE).read_text()))
+    except (OSError, ValueError, RecTuneError):
         return None
-    file = Path(source.get("path", "")).resolve()
+    file = Path(source.path).resolve()
     return source if uploads_root() in file.parents and file.exists() else None

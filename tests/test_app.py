@@ -16,7 +16,8 @@ PAGES = ["pages/home.py", "pages/data.py", "pages/setup.py", "pages/train.py", "
 @pytest.fixture(scope="module")
 def studio_runs(tmp_path_factory):
     """A runs folder with a finished SASRec base and a LoRA run fine-tuned from it, plus an experiment result."""
-    from recsys_core.train.run import execute_run, make_run_config, start_run
+    from recsys_core.runs.execute import execute_run
+    from recsys_core.runs.spec import RunSpec
 
     root = tmp_path_factory.mktemp("studio") / "runs"
     data = tmp_path_factory.mktemp("data")
@@ -29,11 +30,10 @@ def studio_runs(tmp_path_factory):
                   "genres": [["Comedy", "Drama", "Horror", "Animation"][j // 10] for j in range(40)]}).to_csv(
         data / "movies.csv", index=False)
     small = {"hidden": 16, "heads": 2, "inner": 32, "max_len": 10}
-    base = execute_run(start_run(make_run_config(str(data), "sasrec", model=small, train={"epochs": 2, "batch_size": 16},
-                                                 device="cpu"), root / "base-sasrec"))
-    tuned = execute_run(start_run(make_run_config(str(data), "sasrec", train={"epochs": 1, "batch_size": 16},
-                                                  device="cpu", base=f"run:{base.run.path}", strategy="lora:rank=2"),
-                                  root / "lora-sasrec"))
+    base = execute_run(RunSpec.create(str(data), "sasrec", model=small, train={"epochs": 2, "batch_size": 16},
+                                      device="cpu").save(root / "base-sasrec"))
+    tuned = execute_run(RunSpec.create(str(data), "sasrec", train={"epochs": 1, "batch_size": 16}, device="cpu",
+                                       base=f"run:{base.run.path}", strategy="lora:rank=2").save(root / "lora-sasrec"))
     assert base.status == tuned.status == "finished"
     (root / "experiments").mkdir()
     (root / "experiments" / "incremental-sasrec-1.json").write_text(json.dumps({

@@ -51,10 +51,10 @@ def test_cli_compress_halves_the_size_and_reloads(tmp_path, tiny_folder, capsys)
     assert out["size_after"] <= 0.5 * out["size_before"]
     assert 0.0 <= out["ndcg_after"] <= 1.0 and out["latency_after_ms"] > 0
     small = load_compressed(run / "compressed")
-    from recsys_core.train.run import load_run_model
-    from recsys_core.runs.rundir import RunDir
+    from recsys_core.runs.finished import load_finished
+    from recsys_core.storage.rundir import RunDir
 
-    _, _, split = load_run_model(RunDir(run))
+    split = load_finished(RunDir(run)).split
     scores = small.full_scores(np.arange(5), split.train_history)
     assert scores.shape == (5, split.n_items) and torch.isfinite(scores).all()
     assert main(["--quiet", "compress", "--run", str(tmp_path / "missing")]) == 2

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from recsys_core.data.dataset import load_dataset
 from recsys_core.data.splits import make_split
 from recsys_core.errors import RecTuneError
-from recsys_core.uploads import column_preview, load_source, mapping_spec, save_upload, uploads_root
+from recsys_core.data.source import DataSource, load_source
+from recsys_core.uploads import column_preview, mapping_spec, save_upload, uploads_root
 from tests.hostile import KINDS, hostile_file
 
 SECONDS_PER_FILE = 30  # a hang is a failure, not a slow test
@@ -65,8 +66,8 @@ def studio_load(name: str, data: bytes) -> str:
     # the page's select boxes default to the guess, else the first columns
     mapping = {"user": guess.get("user") or cols[0], "item": guess.get("item") or cols[min(1, len(cols) - 1)],
                "rating": guess.get("rating"), "timestamp": guess.get("timestamp")}
-    ds = load_source({"path": str(path), "columns": mapping_spec(mapping, cols, preview["header"]),
-                      **({"no_header": True} if not preview["header"] else {})})
+    ds = load_source(DataSource(str(path), columns=mapping_spec(mapping, cols, preview["header"]),
+                                no_header=not preview["header"]))
     make_split(ds)
     return "loaded"
 
@@ -82,7 +83,8 @@ def workspace(tmp_path_factory):
     """An uploads folder, a runs folder holding a finished run, and a dataset loaded before the storm."""
     import os
 
-    from recsys_core.train.run import execute_run, make_run_config, start_run
+    from recsys_core.runs.execute import execute_run
+    from recsys_core.runs.spec import RunSpec
     from tests.conftest import make_interactions
 
     root = tmp_path_factory.mktemp("hostile")
@@ -91,10 +93,11 @@ def workspace(tmp_path_factory):
     os.environ["RECTUNE_RUNS_DIR"] = str(root / "runs")
     csv = root / "before.csv"
     make_interactions().to_csv(csv, index=False)
-    execute_run(start_run(make_run_config(str(csv), "pop"), root / "runs" / "earlier"))
+    execute_run(RunSpec.create(str(csv), "pop").save(root / "runs" / "earlier"))
     previous = load_dataset(csv)
     state = {"runs": fingerprint(root / "runs"), "dataset": hashlib.sha256(previous.interactions.to_csv().encode()).hexdigest(),
-             "outcomes": {}, "messages": {}, "root": root, "previous": previous}
+             "outcomes": {}, "messages": {}, "root": root, "previous": previous,
+             "previous_source": DataSource(str(csv))}
     yield state
     for k, v in old.items():
         if v is None:
@@ -160,7 +163,7 @@ def studio(workspace):
     from tests.conftest import ROOT
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["dataset"] = workspace["previous"]
+    at.session_state["dataset_source"] = workspace["previous_source"]
     at.run()
     at.switch_page("pages/data.py").run()
     at.radio(key="data.source").set_value("Upload a file").run()
@@ -175,8 +178,8 @@ def studio(workspace):
 def test_hostile_uploads_in_the_studio_show_words_and_keep_the_dataset(workspace, studio, example) -> None:
     name, data, kind = example
     name = name.replace("\x00", "")  # a browser cannot send a file name with a NUL byte (the library test covers it)
-    at, previous = studio["app"], workspace["previous"]
-    at.session_state["dataset"] = previous
+    at, previous = studio["app"], workspace["previous_source"]
+    at.session_state["dataset_source"] = previous
     start = time.perf_counter()
     with time_limit(SECONDS_PER_FILE):
         at.file_uploader(key="data.upload").upload(name, data).run()
@@ -185,11 +188,11 @@ def test_hostile_uploads_in_the_studio_show_words_and_keep_the_dataset(workspace
         if loads:
             loads[0].click().run()
             assert not at.exception, at.exception
-    loaded = at.session_state["dataset"] is not previous  # a good load replaces it (and reruns the page)
+    loaded = at.session_state["dataset_source"] is not previous  # a good load replaces it (and reruns the page)
     if not loaded:
         assert at.error, f"{kind}: no error shown for a file that did not load"
         assert all("Traceback" not in e.value and len(e.value) < 2000 for e in at.error)
-        assert at.session_state["dataset"] is previous, "a failed upload replaced the active dataset"
+        assert at.session_state["dataset_source"] is previous, "a failed upload replaced the active dataset"
     outcome = studio["outcomes"].setdefault(kind, {"loaded": 0, "refused": 0})
     outcome["loaded" if loaded else "refused"] += 1
     studio["slowest"] = max(studio.get("slowest", 0.0), time.perf_counter() - start)

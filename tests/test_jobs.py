@@ -13,7 +13,8 @@ import pytest
 from safetensors.torch import load_file
 
 from recsys_core.runs.launcher import check_alive, launch, pid_alive, poll, stop
-from recsys_core.runs.rundir import RunDir
+from recsys_core.storage.atomic import atomic_write_json
+from recsys_core.storage.rundir import RunDir
 from tests.conftest import ROOT
 
 SLOW_SASREC = ["--model", "sasrec", "--epochs", "400", "--device", "cpu", "--config"]
@@ -57,7 +58,7 @@ def test_sigkill_marks_interrupted_and_resume_finishes(tmp_path, tiny_folder) ->
     # Resume in a real subprocess with fewer epochs left so it finishes quickly.
     cfg = run.read_config()
     cfg["train"]["epochs"] = epoch_at_kill + 2
-    run.write_config(cfg)
+    atomic_write_json(run.config_path, cfg)  # the test shortens the run by hand; the library never rewrites it
     res = subprocess.run([sys.executable, "-m", "recsys_core", "train", "--resume", str(run.path), "--json"],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr
@@ -91,7 +92,7 @@ def test_poll_reports_metrics_while_running(tmp_path, tiny_folder) -> None:
 
 def test_dead_worker_before_any_status_is_detected(tmp_path) -> None:
     run = RunDir(tmp_path / "runs" / "ghost")
-    run.write_config({"model": {"family": "mf"}, "data": {"path": "demo"}})
+    atomic_write_json(run.config_path, {"model": {"family": "mf"}, "data": {"path": "demo"}})
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     run.write_status("running", pid=proc.pid)

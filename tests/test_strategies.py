@@ -170,8 +170,8 @@ def test_incremental_grows_initialises_and_penalises(data) -> None:
         assert replayed == set(old_frame.loc[old_frame["u"].isin(replayed_users), "row"])
         assert plan.extra_loss is not None
         assert float(plan.extra_loss({}).detach()) == pytest.approx(0.0, abs=1e-6)  # at the start: no distance, same scores
-        model, outcome = train_prepared(prepared, split, TrainerConfig(epochs=2, batch_size=16, log_every=1000),
-                                        torch.device("cpu"))
+        outcome = train_prepared(prepared, split, TrainerConfig(epochs=2, batch_size=16, log_every=1000),
+                                 torch.device("cpu")).outcome
         assert float(plan.extra_loss({}).detach()) > 0  # after training the weights have moved from the previous ones
         assert outcome.epochs >= 1
 

@@ -10,8 +10,10 @@ from safetensors.torch import load_file
 
 from recsys_core.cli import main
 from recsys_core.runs.index import RunIndex
-from recsys_core.runs.rundir import RunDir
-from recsys_core.train.run import execute_run, load_run_model, make_run_config, start_run
+from recsys_core.storage.rundir import RunDir
+from recsys_core.runs.execute import execute_run
+from recsys_core.runs.finished import load_finished
+from recsys_core.runs.spec import RunSpec
 
 # Small but real configurations per family.
 FAMILY_CONFIGS = {
@@ -29,9 +31,8 @@ NEURAL = ["mf", "ncf", "sasrec", "two_tower", "text_ctr"]
 
 def _run(tmp_path, data, family, seed=0, **train_over):
     model_cfg, train_cfg = FAMILY_CONFIGS[family]
-    cfg = make_run_config(str(data), family, model=model_cfg, train={**train_cfg, **train_over}, seed=seed, device="cpu")
-    run = start_run(cfg, tmp_path / "runs" / f"{family}-{seed}")
-    return execute_run(run)
+    spec = RunSpec.create(str(data), family, model=model_cfg, train={**train_cfg, **train_over}, seed=seed, device="cpu")
+    return execute_run(spec.save(tmp_path / "runs" / f"{family}-{seed}"))
 
 
 @pytest.mark.parametrize("family", list(FAMILY_CONFIGS))
@@ -44,7 +45,8 @@ def test_family_trains_saves_and_reloads(tmp_path, tiny_folder, family: str) -> 
     assert result.total_params > 0
     ev = run.read_eval()
     assert ev["test"] == result.test
-    model, ds, split = load_run_model(run)
+    finished = load_finished(run)
+    model, ds, split = finished.model, finished.ds, finished.split
     users = np.arange(min(8, ds.n_users))
     from recsys_core.eval import evaluate
     again = evaluate(model, split, "test").metrics
@@ -148,11 +150,11 @@ def test_compiled_training_step_trains_without_falling_back(tmp_path, tiny_folde
 
     results = {}
     for compiled in (False, True):
-        cfg = make_run_config(str(tiny_folder), "mf", train={"epochs": 3, "batch_size": 64, "compile": compiled,
+        spec = RunSpec.create(str(tiny_folder), "mf", train={"epochs": 3, "batch_size": 64, "compile": compiled,
                                                              "log_every": 1}, device="cpu")
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)  # the eager fallback warns: it must not happen here
-            res = execute_run(start_run(cfg, tmp_path / f"compiled-{compiled}"))
+            res = execute_run(spec.save(tmp_path / f"compiled-{compiled}"))
         assert res.status == "finished"
         losses = [m["loss"] for m in res.run.read_metrics() if m["type"] == "step"]
         assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]

@@ -8,8 +8,9 @@ import pickle
 import pytest
 
 from recsys_core.errors import DataError, RecTuneError
-from recsys_core.runs.rundir import RunDir
-from recsys_core.train.run import execute_run, make_run_config, start_run
+from recsys_core.storage.rundir import RunDir
+from recsys_core.runs.execute import execute_run
+from recsys_core.runs.spec import RunSpec
 from tests.conftest import ROOT
 
 MARKER = "rectune-pwned"
@@ -27,8 +28,8 @@ class Payload:
 
 @pytest.fixture
 def finished_run(tmp_path, tiny_folder) -> RunDir:
-    cfg = make_run_config(str(tiny_folder), "mf", model={"dim": 8}, train={"epochs": 2, "batch_size": 64}, device="cpu")
-    return execute_run(start_run(cfg, tmp_path / "run")).run
+    spec = RunSpec.create(str(tiny_folder), "mf", model={"dim": 8}, train={"epochs": 2, "batch_size": 64}, device="cpu")
+    return execute_run(spec.save(tmp_path / "run")).run
 
 
 def test_a_code_carrying_pickle_checkpoint_is_refused(finished_run, tmp_path) -> None:

@@ -14,15 +14,12 @@ from recsys_core.data.io import RawTable, read_table
 from recsys_core.data.schema import ColumnMapping, infer_mapping, parse_columns_option, role_of
 from recsys_core.data.validate import Issue, check_usable, typed_interactions, warnings_for
 from recsys_core.errors import DataError
+from recsys_core.paths import project_root
 
 DEMO_NAME = "demo"
 INTERACTION_FILES = ["ratings.csv", "ratings.dat", "ratings.tsv", "interactions.csv", "interactions.tsv",
                      "ratings.parquet", "interactions.parquet", "ratings.jsonl", "interactions.jsonl"]
 ITEM_FILES = ["movies.csv", "movies.dat", "items.csv", "items.tsv", "items.parquet", "items.jsonl"]
-
-
-def project_root() -> Path:
-    return Path(__file__).resolve().parents[2]
 
 
 def demo_path() -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys_core.data.schema import looks_like_role_name
 from recsys_core.errors import DataError
 
 SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
@@ -145,7 +146,7 @@ def _decode(name: str, raw: bytes) -> tuple[str, str]:
 
 
 def _read_parquet(path: Path) -> RawTable:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # pyarrow costs a noticeable import; only Parquet files need it
 
     try:
         table = pq.read_table(path)
@@ -240,8 +241,6 @@ def _looks_numeric(value: str) -> bool:
 
 def _detect_header(rows: list[list[str]]) -> bool:
     """A first row is a header if a column is numeric below it but not in it, or it names known roles."""
-    from recsys_core.data.schema import looks_like_role_name
-
     first, rest = rows[0], rows[1:6]
     if any(looks_like_role_name(cell) for cell in first):
         return True

@@ -75,7 +75,7 @@ def run_cross_catalogue(source: Dataset, target: Dataset, options: ExperimentOpt
     split = user_group_split(target, source_frac=0.0, shots=shots)  # every target user is new
     ids, texts = (target.users.ids, target.items.ids), target.item_texts()
     zero, _ = initial_model(options.family, base, target.n_users, target.n_items, {}, *ids, texts)
-    if hasattr(zero, "set_item_texts") and getattr(zero, "needs_text", False):
+    if zero.needs_item_text:
         zero.set_item_texts(texts)
     references = {"no_update": Arm("no_update", zero, 0.0, 0, base_arm.total_params,
                                    notes=["the source model applied to the new catalogue as it is (zero-shot)"]),

@@ -7,15 +7,18 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from recsys_core.bases import NONE, Base
 from recsys_core.data.splits import Split, chronological
+from recsys_core.errors import ConfigError
 from recsys_core.eval.evaluator import EvalResult, evaluate
 from recsys_core.eval.significance import paired_bootstrap
 from recsys_core.models.neural import NeuralRecommender
 from recsys_core.strategies import parse_strategy
 from recsys_core.models import family_class
+from recsys_core.text import cached_text_embeddings
 from recsys_core.train.finetune import prepare, train_prepared
 from recsys_core.train.trainer import TrainerConfig
 
@@ -46,7 +49,7 @@ class ExperimentOptions:
 
     def trainer(self, tuned: bool = False) -> TrainerConfig:
         cls = family_class(self.family)
-        values = {**getattr(cls, "default_train", {}), "seed": self.seed, **self.train,
+        values = {**cls.default_train, "seed": self.seed, **self.train,
                   **({**EXPERIMENT_TUNE, **self.tune} if tuned else {})}
         return TrainerConfig.from_dict(values)
 
@@ -104,8 +107,9 @@ def train_arm(spec: ArmSpec, family: str, model_config: dict, split: Split, user
     start = time.perf_counter()
     prepared = prepare(family, model_config, spec.base, strategy, config, split.train_history, user_ids, item_ids,
                        item_texts, new_rows=spec.new_rows, seed=seed, optimizer=trainer_config.optimizer)
-    model, outcome = train_prepared(prepared, split, trainer_config, device, item_texts, should_stop=should_stop,
-                                    train_rows=spec.train_rows)
+    trained = train_prepared(prepared, split, trainer_config, device, item_texts, should_stop=should_stop,
+                             train_rows=spec.train_rows)
+    model, outcome = trained.model, trained.outcome
     seconds = time.perf_counter() - start
     arm = Arm(spec.name, model, seconds, prepared.params["trainable_params"], prepared.params["total_params"],
               notes=prepared.notes, epochs=outcome.epochs)
@@ -113,6 +117,34 @@ def train_arm(spec: ArmSpec, family: str, model_config: dict, split: Split, user
         progress(f"  {spec.name}: {outcome.epochs} epochs, {seconds:.1f}s, {arm.trainable_params:,} trainable "
                  f"parameters; best valid ndcg@10 {outcome.best_metric:.4f}")
     return arm
+
+
+@dataclass
+class ArmData:
+    """The split an experiment step trains its arms on, with the raw ids and item texts behind its rows."""
+
+    split: Split
+    user_ids: list[str]
+    item_ids: list[str]
+    item_texts: list[str] | None
+
+
+def train_strategies(options: "ExperimentOptions", spec_for: Callable[[str], ArmSpec], data: ArmData,
+                     trainer_config: TrainerConfig, device: torch.device, say: Progress,
+                     skip: dict[str, str] | None = None) -> tuple[dict[str, Arm], dict[str, str]]:
+    """Train each of the options' strategies; one that does not apply (e.g. lora on mf) is skipped with its reason."""
+    arms: dict[str, Arm] = {}
+    skipped = dict(skip or {})
+    for name in options.strategies:
+        if name in skipped:
+            continue
+        try:
+            arms[name] = train_arm(spec_for(name), options.family, options.model, data.split, data.user_ids,
+                                   data.item_ids, data.item_texts, trainer_config, device, options.seed, say)
+        except ConfigError as exc:  # not applicable to this family: reported, not fatal
+            skipped[name] = str(exc)
+            say(f"  {name}: skipped ({exc})")
+    return arms, skipped
 
 
 def score_arm(arm: Arm, split: Split) -> Arm:
@@ -140,8 +172,6 @@ def similar_users(split_train: pd.DataFrame, target_users: np.ndarray, candidate
     Profiles are interaction vectors (cosine), or with `item_text` [n_items, d] the mean text embedding
     of each user's items (so users of different items with similar descriptions match).
     """
-    import scipy.sparse as sp
-
     if not len(candidate_users) or not len(target_users):
         return np.zeros(0, dtype=np.int64)
     f = split_train[["u", "i"]].drop_duplicates()
@@ -167,10 +197,6 @@ def profile_text(options, texts: list[str] | None) -> torch.Tensor | None:
     if options.similar_by == "interactions":
         return None
     if texts is None:
-        from recsys_core.errors import ConfigError
-
         raise ConfigError("similar users by text profiles needs item text (an item table)")
-    from recsys_core.text import cached_text_embeddings
-
     encoder = options.similar_by.partition(":")[2] or "minilm"  # "text" or "text:hf:PATH"
     return cached_text_embeddings(encoder, texts)

@@ -15,6 +15,7 @@ any update minus after the last update is the strategy's forgetting (positive = 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,10 +26,11 @@ from recsys_core.data.dataset import Dataset
 from recsys_core.data.splits import History, Split, chronological, time_windows
 from recsys_core.errors import ConfigError
 from recsys_core.eval.evaluator import evaluate
-from recsys_core.experiments.common import (Arm, ArmSpec, ExperimentOptions, Progress, holdout_last, pick_best,
-                                            profile_text, score_arm, similar_users,
-                                            train_arm)
-from recsys_core.models import NEURAL
+from recsys_core.eval.significance import paired_bootstrap
+from recsys_core.experiments.common import (Arm, ArmData, ArmSpec, ExperimentOptions, Progress, holdout_last,
+                                            pick_best, profile_text, score_arm, similar_users, train_arm,
+                                            train_strategies)
+from recsys_core.models import family_class, trainable_families
 from recsys_core.train.device import device_name, pick_device, seed_everything
 
 INCREMENTAL_STRATEGIES = ("full", "frozen", "partial", "lora", "incremental")
@@ -84,110 +86,155 @@ def _window_split(name: str, known: pd.DataFrame, new: pd.DataFrame, upcoming: p
                  n_users, n_items, train, valid.reset_index(drop=True), test, test_context=context), new_rows
 
 
+@dataclass
+class Incremental:
+    """The state an incremental experiment carries from window to window."""
+
+    options: ExperimentOptions
+    device: torch.device
+    say: Progress
+    users: list[str]
+    items: list[str]
+    texts: list[str] | None
+    base_arm: Arm | None = None
+    base_ids: tuple[list[str], list[str]] = ((), ())
+    current: dict = field(default_factory=dict)  # strategy -> (its latest model, its user ids, its item ids)
+    figures: dict = field(default_factory=dict)  # arm -> per-window figures
+    results: dict = field(default_factory=dict)  # arm -> per-window per-user results
+    finals: dict = field(default_factory=dict)  # arm -> its model after the last window
+    skipped: dict = field(default_factory=dict)
+
+    def data(self, split: Split) -> ArmData:
+        return ArmData(split, self.users[: split.n_users], self.items[: split.n_items], self.texts)
+
+
 def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, base_frac: float = 0.6,
                     progress: Progress | None = None) -> dict:
-    if options.family not in NEURAL:
+    if not family_class(options.family).trainable:
         raise ConfigError(f"the incremental experiment updates trainable models; {options.family} is not one "
-                          f"(choose from {', '.join(NEURAL)})")
+                          f"(choose from {', '.join(trainable_families())})")
     if windows < 2:
         raise ConfigError("the incremental experiment needs at least 2 windows (update on one, score on the next)")
-    say = progress or (lambda m: None)
     started = time.perf_counter()
     device = pick_device(options.device)
     seed_everything(options.seed)
     ds = time_ordered(ds)
     base_frame, parts = time_windows(ds, base_frac, windows)
     base_train, probe = holdout_last(base_frame)  # the probe never trains anyone: it measures forgetting
-    texts = ds.item_texts() if ds.item_table is not None else None
-    users_all, items_all = ds.users.ids, ds.items.ids
-
-    def ids(split: Split) -> tuple[list[str], list[str]]:
-        return users_all[: split.n_users], items_all[: split.n_items]
-
-    base_split, _ = _window_split("incremental-base", base_frame[~base_frame["row"].isin(set(probe["row"]))],
-                                  base_frame.iloc[:0], parts[0])
-    base_split.valid = probe[probe["i"] < base_split.n_items].reset_index(drop=True)
-    n_old_items = base_split.n_items
-    probe_split = Split("probe", "each base user's last base-period interaction", base_split.n_users, n_old_items,
-                        base_split.train, base_split.valid, base_split.valid)
-    say(f"base: {options.family} on the first {base_frac:.0%} ({len(base_train):,} interactions); "
-        f"{windows} windows of about {len(parts[0]):,}")
-    base_arm = train_arm(ArmSpec("base", "scratch"), options.family, options.model, base_split, *ids(base_split), texts,
-                         options.trainer(), device, options.seed, say)
-    score_arm(base_arm, base_split)
-    probe_before = evaluate(OldCatalogue(base_arm.model, n_old_items), probe_split, "valid").metrics["ndcg@10"]
-
-    current = {name: (base_arm.model, *ids(base_split)) for name in options.strategies}
-    per_window = [{"window": 1, "trained_on": "base period", "test_users": base_arm.test.metrics["n_users"],
-                   "base": base_arm.figures()}]
-    figures: dict[str, list[dict]] = {}
-    results: dict[str, list] = {}
-    finals: dict[str, object] = {}
-    skipped: dict[str, str] = {}
+    state = Incremental(options, device, progress or (lambda m: None), ds.users.ids, ds.items.ids,
+                        ds.item_texts() if ds.item_table is not None else None)
+    base_split, probe_split = _base_splits(base_frame, probe, parts)
+    state.say(f"base: {options.family} on the first {base_frac:.0%} ({len(base_train):,} interactions); "
+              f"{windows} windows of about {len(parts[0]):,}")
+    probe_before = _train_base(state, base_split, probe_split)
+    per_window = [{"window": 1, "trained_on": "base period", "test_users": state.base_arm.test.metrics["n_users"],
+                   "base": state.base_arm.figures()}]
     known = base_split.train
     for t in range(1, windows):
         new = parts[t - 1][~parts[t - 1]["row"].isin(set(probe["row"]))]
         known = pd.concat([known, new], ignore_index=True)
-        split, new_rows = _window_split(f"window-{t + 1}", known, new, parts[t])
-        uids, iids = ids(split)
-        say(f"window {t + 1}: update on {len(new):,} new interactions; score {split.test['u'].nunique():,} users "
-            f"on the next window ({split.n_users:,} users, {split.n_items:,} items known)")
-        arms: dict[str, Arm] = {}
-        base_now, _ = initial_model(options.family, Base.from_model(base_arm.model, *ids(base_split)), split.n_users,
-                                    split.n_items, {}, uids, iids, texts)
-        arms["no_update"] = Arm("no_update", base_now, 0.0, 0, base_arm.total_params)
-        arms["retrain"] = train_arm(ArmSpec("retrain", "scratch"), options.family, options.model, split, uids, iids,
-                                    texts, options.trainer(), device, options.seed, say)
-        old_users = known.loc[~known["row"].isin(set(new_rows)), "u"].unique()
-        near = similar_users(split.train, new["u"].unique(), np.setdiff1d(old_users, new["u"].unique()),
-                             split.n_items, options.similar_share,
-                             profile_text(options, texts[: split.n_items] if texts else None))
-        near_rows = np.concatenate([new_rows, split.train.loc[split.train["u"].isin(near), "row"].to_numpy()])
-        arms["similar_users"] = train_arm(ArmSpec("similar_users", "scratch", train_rows=near_rows), options.family,
-                                          options.model, split, uids, iids, texts, options.trainer(), device,
-                                          options.seed, say)
-        for name in options.strategies:
-            if name in skipped:
-                continue
-            prev, prev_users, prev_items = current[name]
-            spec = ArmSpec(name, options.strategy_spec(name), Base.from_model(prev, prev_users, prev_items),
-                           train_rows=new_rows, new_rows=new_rows)
-            try:
-                arms[name] = train_arm(spec, options.family, options.model, split, uids, iids, texts,
-                                       options.trainer(tuned=True), device, options.seed, say)
-            except ConfigError as exc:
-                skipped[name] = str(exc)
-                say(f"  {name}: skipped ({exc})")
-                continue
-            current[name] = (arms[name].model, uids, iids)
-        row = {"window": t + 1, "trained_on": f"window {t}", "new_interactions": int(len(new)),
-               "test_users": int(split.test["u"].nunique())}
-        for name, arm in arms.items():
-            score_arm(arm, split)
-            row[name] = arm.figures()
-            figures.setdefault(name, []).append(arm.figures())
-            results.setdefault(name, []).append(arm.test.per_user.assign(u=arm.test.per_user["u"] + t * 10_000_000))
-            finals[name] = arm.model
-        per_window.append(row)
+        per_window.append(_update_window(state, t, known, new, parts[t]))
+    protocol = {"name": "incremental", "windows": windows, "base_frac": base_frac, "model": options.family,
+                "base_interactions": int(len(base_train)), "probe_users": int(len(probe)),
+                "device": device_name(device), "description": __doc__.split("\n\n")[1].replace("\n", " ")}
+    result = _incremental_result(state, protocol, per_window, probe_split, probe_before)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
 
+
+def _base_splits(base_frame: pd.DataFrame, probe: pd.DataFrame, parts: list[pd.DataFrame]) -> tuple[Split, Split]:
+    """The base's split (validated on the probe) and the probe split that measures forgetting on old items."""
+    base_split, _ = _window_split("incremental-base", base_frame[~base_frame["row"].isin(set(probe["row"]))],
+                                  base_frame.iloc[:0], parts[0])
+    base_split.valid = probe[probe["i"] < base_split.n_items].reset_index(drop=True)
+    probe_split = Split("probe", "each base user's last base-period interaction", base_split.n_users,
+                        base_split.n_items, base_split.train, base_split.valid, base_split.valid)
+    return base_split, probe_split
+
+
+def _train_base(state: Incremental, base_split: Split, probe_split: Split) -> float:
+    """Train and score the base; every strategy starts from it. Returns its probe NDCG@10."""
+    options, data = state.options, state.data(base_split)
+    state.base_ids = (data.user_ids, data.item_ids)
+    state.base_arm = train_arm(ArmSpec("base", "scratch"), options.family, options.model, base_split, *state.base_ids,
+                               state.texts, options.trainer(), state.device, options.seed, state.say)
+    score_arm(state.base_arm, base_split)
+    state.current = {name: (state.base_arm.model, *state.base_ids) for name in options.strategies}
+    return evaluate(OldCatalogue(state.base_arm.model, probe_split.n_items), probe_split, "valid").metrics["ndcg@10"]
+
+
+def _window_references(state: Incremental, split: Split, known: pd.DataFrame, new: pd.DataFrame,
+                       new_rows: np.ndarray) -> dict[str, Arm]:
+    """no_update (the base as it is), retrain on everything known, and new data plus the most similar old users."""
+    options, data = state.options, state.data(split)
+    arms: dict[str, Arm] = {}
+    base_now, _ = initial_model(options.family, Base.from_model(state.base_arm.model, *state.base_ids), split.n_users,
+                                split.n_items, {}, data.user_ids, data.item_ids, state.texts)
+    arms["no_update"] = Arm("no_update", base_now, 0.0, 0, state.base_arm.total_params)
+    arms["retrain"] = train_arm(ArmSpec("retrain", "scratch"), options.family, options.model, split, data.user_ids,
+                                data.item_ids, state.texts, options.trainer(), state.device, options.seed, state.say)
+    old_users = known.loc[~known["row"].isin(set(new_rows)), "u"].unique()
+    near = similar_users(split.train, new["u"].unique(), np.setdiff1d(old_users, new["u"].unique()),
+                         split.n_items, options.similar_share,
+                         profile_text(options, state.texts[: split.n_items] if state.texts else None))
+    near_rows = np.concatenate([new_rows, split.train.loc[split.train["u"].isin(near), "row"].to_numpy()])
+    arms["similar_users"] = train_arm(ArmSpec("similar_users", "scratch", train_rows=near_rows), options.family,
+                                      options.model, split, data.user_ids, data.item_ids, state.texts,
+                                      options.trainer(), state.device, options.seed, state.say)
+    return arms
+
+
+def _update_window(state: Incremental, t: int, known: pd.DataFrame, new: pd.DataFrame,
+                   upcoming: pd.DataFrame) -> dict:
+    """Update every arm on window t's new data and score it on window t + 1; returns the window's row."""
+    options = state.options
+    split, new_rows = _window_split(f"window-{t + 1}", known, new, upcoming)
+    data = state.data(split)
+    state.say(f"window {t + 1}: update on {len(new):,} new interactions; score {split.test['u'].nunique():,} users "
+              f"on the next window ({split.n_users:,} users, {split.n_items:,} items known)")
+    arms = _window_references(state, split, known, new, new_rows)
+
+    def spec_for(name: str) -> ArmSpec:
+        prev, prev_users, prev_items = state.current[name]
+        return ArmSpec(name, options.strategy_spec(name), Base.from_model(prev, prev_users, prev_items),
+                       train_rows=new_rows, new_rows=new_rows)
+
+    updated, state.skipped = train_strategies(options, spec_for, data, options.trainer(tuned=True), state.device,
+                                              state.say, skip=state.skipped)
+    for name, arm in updated.items():
+        state.current[name] = (arm.model, data.user_ids, data.item_ids)
+    arms.update(updated)
+    row = {"window": t + 1, "trained_on": f"window {t}", "new_interactions": int(len(new)),
+           "test_users": int(split.test["u"].nunique())}
+    for name, arm in arms.items():
+        score_arm(arm, split)
+        row[name] = arm.figures()
+        state.figures.setdefault(name, []).append(arm.figures())
+        state.results.setdefault(name, []).append(arm.test.per_user.assign(u=arm.test.per_user["u"] + t * 10_000_000))
+        state.finals[name] = arm.model
+    return row
+
+
+def _incremental_result(state: Incremental, protocol: dict, per_window: list[dict], probe_split: Split,
+                        probe_before: float) -> dict:
     forgetting = {}
-    for name, model in finals.items():
-        after = evaluate(OldCatalogue(model, n_old_items), probe_split, "valid").metrics["ndcg@10"]
-        forgetting[name] = {"before": round(probe_before, 6), "after": round(after, 6), "drop": round(probe_before - after, 6)}
+    for name, model in state.finals.items():
+        after = evaluate(OldCatalogue(model, probe_split.n_items), probe_split, "valid").metrics["ndcg@10"]
+        forgetting[name] = {"before": round(probe_before, 6), "after": round(after, 6),
+                            "drop": round(probe_before - after, 6)}
+    options, figures, results = state.options, state.figures, state.results
     strategies = {n: _average(figures[n]) for n in options.strategies if n in figures}
     references = {n: _average(figures[n]) for n in ("retrain", "no_update", "similar_users")}
     result = {
-        "protocol": {"name": "incremental", "windows": windows, "base_frac": base_frac, "model": options.family,
-                     "base_interactions": int(len(base_train)), "probe_users": int(len(probe)),
-                     "device": device_name(device), "description": __doc__.split("\n\n")[1].replace("\n", " ")},
-        "base": {"seconds": round(base_arm.seconds, 2), "epochs": base_arm.epochs},
+        "protocol": protocol,
+        "base": {"seconds": round(state.base_arm.seconds, 2), "epochs": state.base_arm.epochs},
         "strategies": strategies,
         "references": references,
         "windows": per_window,
         "forgetting": {n: f["drop"] for n, f in forgetting.items()},
         "vs_retrain": {n: pooled_versus(results[n], results["retrain"], options.seed) for n in results if n != "retrain"},
         "forgetting_detail": forgetting,
-        "skipped": skipped,
+        "skipped": state.skipped,
     }
     best = pick_best(strategies)
     result["best"] = best
@@ -197,14 +244,11 @@ def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, b
             "ndcg_ratio": round(strategies[best]["ndcg@10"] / max(retrain["ndcg@10"], 1e-12), 4),
             "time_ratio": round(strategies[best]["seconds"] / max(retrain["seconds"], 1e-12), 4),
             "beats_no_update": strategies[best]["ndcg@10"] > references["no_update"]["ndcg@10"]}
-    result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
 
 def pooled_versus(a: list[pd.DataFrame], b: list[pd.DataFrame], seed: int = 0) -> dict:
     """Paired bootstrap of NDCG@10 (a - b) over every (window, user) pair of all windows."""
-    from recsys_core.eval.significance import paired_bootstrap
-
     fa, fb = pd.concat(a, ignore_index=True), pd.concat(b, ignore_index=True)
     joined = fa[["u", "ndcg@10"]].merge(fb[["u", "ndcg@10"]], on="u", suffixes=("_a", "_b"))
     out = paired_bootstrap(joined["ndcg@10_a"].to_numpy(), joined["ndcg@10_b"].to_numpy(), seed=seed)

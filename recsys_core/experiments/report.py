@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from recsys_core.runs.atomic import atomic_write_json, read_json
-from recsys_core.runs.rundir import runs_root
+from recsys_core.storage.atomic import atomic_write_json, read_json
+from recsys_core.storage.rundir import runs_root
 
 
 def experiments_dir(root: str | Path | None = None) -> Path:

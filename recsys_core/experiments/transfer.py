@@ -10,23 +10,26 @@ plus the most similar source users (`similar_users`).
 from __future__ import annotations
 
 import time
+
 import numpy as np
+
 from recsys_core.bases import Base
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.splits import Split, user_group_split
 from recsys_core.errors import ConfigError
-from recsys_core.experiments.common import (Arm, ArmSpec, ExperimentOptions, Progress, holdout_last, pick_best,
-                                            profile_text, score_arm, similar_users, train_arm, versus)
-from recsys_core.models import NEURAL
+from recsys_core.experiments.common import (Arm, ArmData, ArmSpec, ExperimentOptions, Progress, holdout_last,
+                                            pick_best, profile_text, score_arm, similar_users, train_arm,
+                                            train_strategies, versus)
+from recsys_core.models import family_class, trainable_families
 from recsys_core.train.device import device_name, pick_device, seed_everything
 
 
 
 def run_transfer(ds: Dataset, options: ExperimentOptions, shots: int = 10, source_frac: float = 0.8,
                  progress: Progress | None = None) -> dict:
-    if options.family not in NEURAL:
+    if not family_class(options.family).trainable:
         raise ConfigError(f"the transfer experiment fine-tunes trainable models; {options.family} is not one "
-                          f"(choose from {', '.join(NEURAL)})")
+                          f"(choose from {', '.join(trainable_families())})")
     say = progress or (lambda m: None)
     started = time.perf_counter()
     device = pick_device(options.device)
@@ -38,48 +41,18 @@ def run_transfer(ds: Dataset, options: ExperimentOptions, shots: int = 10, sourc
     is_target = split.train["u"].isin(target_users).to_numpy()
     few_rows = split.train.loc[is_target, "row"].to_numpy()
     source = split.train[~is_target]
-    texts = ds.item_texts() if ds.item_table is not None else None
-    ids = (ds.users.ids, ds.items.ids)
-
-    # The base: pretrained on the source users only (their last interactions validate it).
-    base_train, base_valid = holdout_last(source)
-    base_split = Split("transfer-source", "source users, last interaction held out for validation",
-                       ds.n_users, ds.n_items, base_train, base_valid, split.test)
-    say(f"pretraining the {options.family} base on {len(source):,} interactions of {source['u'].nunique():,} source users")
-    base_arm = train_arm(ArmSpec("base", "scratch"), options.family, options.model, base_split, *ids, texts,
-                         options.trainer(), device, options.seed, say)
-    base = Base.from_model(base_arm.model, *ids, name="transfer-source")
-
+    data = ArmData(split, ds.users.ids, ds.items.ids, ds.item_texts() if ds.item_table is not None else None)
+    base_arm, base = _pretrain_base(ds, source, split, data, options, device, say)
     say(f"{len(target_users):,} target users with {shots} shots each ({len(few_rows):,} interactions)")
-    references: dict[str, Arm] = {}
-    references["no_update"] = Arm("no_update", base_arm.model, 0.0, 0, base_arm.total_params,
-                                  notes=["the pretrained base applied to the target users as it is (zero-shot)"])
-    plain = options.trainer()
-    say("references")
-    references["scratch"] = train_arm(ArmSpec("scratch", "scratch", train_rows=few_rows), options.family, options.model,
-                                      split, *ids, texts, plain, device, options.seed, say)
-    references["retrain"] = train_arm(ArmSpec("retrain", "scratch"), options.family, options.model, split, *ids, texts,
-                                      plain, device, options.seed, say)
-    near = similar_users(split.train, target_users, source["u"].unique(), ds.n_items, options.similar_share,
-                         profile_text(options, texts))
-    near_rows = np.concatenate([few_rows, source.loc[source["u"].isin(near), "row"].to_numpy()])
-    references["similar_users"] = train_arm(ArmSpec("similar_users", "scratch", train_rows=near_rows), options.family,
-                                            options.model, split, *ids, texts, plain, device, options.seed, say)
+    references = _references(base_arm, source, target_users, few_rows, data, options, device, say)
     say("strategies, each starting from the base")
-    strategies: dict[str, Arm] = {}
-    skipped: dict[str, str] = {}
     # A few-shot epoch is a handful of steps, so fine-tuning gets the scratch arms' patience of 10 validations
     # (unless the caller set its own), not the 3 that suit an incremental window.
     tuned = options.trainer(tuned=True) if options.tune else options.trainer().__class__.from_dict(
         {**options.trainer().as_dict(), "min_epochs": 0})
-    for name in options.strategies:
-        spec = ArmSpec(name, options.strategy_spec(name), base, train_rows=few_rows, new_rows=few_rows)
-        try:
-            strategies[name] = train_arm(spec, options.family, options.model, split, *ids, texts,
-                                         tuned, device, options.seed, say)
-        except ConfigError as exc:  # not applicable to this family (e.g. lora on mf): reported, not fatal
-            skipped[name] = str(exc)
-            say(f"  {name}: skipped ({exc})")
+    strategies, skipped = train_strategies(
+        options, lambda name: ArmSpec(name, options.strategy_spec(name), base, train_rows=few_rows, new_rows=few_rows),
+        data, tuned, device, say)
     for arm in [*references.values(), *strategies.values()]:
         score_arm(arm, split)
     scratch = references["scratch"].test
@@ -98,3 +71,34 @@ def run_transfer(ds: Dataset, options: ExperimentOptions, shots: int = 10, sourc
     result["best"] = pick_best(result["strategies"])
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def _pretrain_base(ds: Dataset, source, split: Split, data: ArmData, options: ExperimentOptions, device,
+                   say: Progress) -> tuple[Arm, Base]:
+    """The base: pretrained on the source users only (their last interactions validate it)."""
+    base_train, base_valid = holdout_last(source)
+    base_split = Split("transfer-source", "source users, last interaction held out for validation",
+                       ds.n_users, ds.n_items, base_train, base_valid, split.test)
+    say(f"pretraining the {options.family} base on {len(source):,} interactions of {source['u'].nunique():,} source users")
+    base_arm = train_arm(ArmSpec("base", "scratch"), options.family, options.model, base_split, data.user_ids,
+                         data.item_ids, data.item_texts, options.trainer(), device, options.seed, say)
+    return base_arm, Base.from_model(base_arm.model, data.user_ids, data.item_ids, name="transfer-source")
+
+
+def _references(base_arm: Arm, source, target_users: np.ndarray, few_rows: np.ndarray, data: ArmData,
+                options: ExperimentOptions, device, say: Progress) -> dict[str, Arm]:
+    """no_update (the base as it is), scratch on the shots, retrain on everything, similar users + shots."""
+    split = data.split
+    plain = options.trainer()
+    references: dict[str, Arm] = {}
+    references["no_update"] = Arm("no_update", base_arm.model, 0.0, 0, base_arm.total_params,
+                                  notes=["the pretrained base applied to the target users as it is (zero-shot)"])
+    say("references")
+    near = similar_users(split.train, target_users, source["u"].unique(), split.n_items, options.similar_share,
+                         profile_text(options, data.item_texts))
+    near_rows = np.concatenate([few_rows, source.loc[source["u"].isin(near), "row"].to_numpy()])
+    for spec in (ArmSpec("scratch", "scratch", train_rows=few_rows), ArmSpec("retrain", "scratch"),
+                 ArmSpec("similar_users", "scratch", train_rows=near_rows)):
+        references[spec.name] = train_arm(spec, options.family, options.model, split, data.user_ids, data.item_ids,
+                                          data.item_texts, plain, device, options.seed, say)
+    return references

@@ -15,26 +15,31 @@ from recsys_core.models.sasrec import SASRec
 from recsys_core.models.text_ctr import TextCTR
 from recsys_core.models.two_tower import TwoTower
 
-BASELINES: dict[str, type[FittedRecommender]] = {
-    "pop": PopRecommender,
-    "itemknn": ItemKNNRecommender,
-    "ease": EASERecommender,
-}
-NEURAL: dict[str, type[Recommender]] = {
-    "mf": MF,
-    "ncf": NCF,
-    "sasrec": SASRec,
-    "two_tower": TwoTower,
-    "text_ctr": TextCTR,
-}
-FAMILIES: dict[str, type[Recommender]] = {**BASELINES, **NEURAL}
+FAMILIES: dict[str, type[Recommender]] = {}
 
 
-def baseline_class(name: str) -> type[FittedRecommender]:
-    try:
-        return BASELINES[name]
-    except KeyError:
-        raise ConfigError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}") from None
+def register_model(cls: type[Recommender]) -> type[Recommender]:
+    """Add a model family under its `family` name; a name already taken is refused."""
+    if not cls.family:
+        raise ConfigError(f"{cls.__name__} has no family name")
+    if cls.family in FAMILIES:
+        raise ConfigError(f"model family {cls.family!r} is already registered ({FAMILIES[cls.family].__name__})")
+    FAMILIES[cls.family] = cls
+    return cls
+
+
+for _cls in (PopRecommender, ItemKNNRecommender, EASERecommender, MF, NCF, SASRec, TwoTower, TextCTR):
+    register_model(_cls)
+
+
+def baseline_families() -> list[str]:
+    """Families fitted in closed form (no base, no strategy)."""
+    return [name for name, cls in FAMILIES.items() if not cls.trainable]
+
+
+def trainable_families() -> list[str]:
+    """Families trained by gradient descent (they take bases and strategies)."""
+    return [name for name, cls in FAMILIES.items() if cls.trainable]
 
 
 def family_class(name: str) -> type[Recommender]:
@@ -42,6 +47,13 @@ def family_class(name: str) -> type[Recommender]:
         return FAMILIES[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; choose from {', '.join(FAMILIES)}") from None
+
+
+def baseline_class(name: str) -> type[FittedRecommender]:
+    cls = family_class(name)
+    if cls.trainable:
+        raise ConfigError(f"{name} is not a baseline; choose from {', '.join(baseline_families())}")
+    return cls  # type: ignore[return-value]
 
 
 def build_model(family: str, n_users: int, n_items: int, config: dict | None = None) -> Recommender:
@@ -57,7 +69,7 @@ def load_recommender(directory: str | Path, item_texts: list[str] | None = None)
         raise ConfigError(f"{directory}: no saved model here (model.json missing)")
     meta = json.loads(meta_path.read_text())
     model = build_model(meta["family"], meta["n_users"], meta["n_items"], meta["config"])
-    if hasattr(model, "set_item_texts") and getattr(model, "needs_text", False):
+    if model.needs_item_text:
         if item_texts is None:
             raise ConfigError(f"{directory}: this {meta['family']} model reads item text; give the item texts to load it")
         model.set_item_texts(item_texts)
@@ -65,5 +77,5 @@ def load_recommender(directory: str | Path, item_texts: list[str] | None = None)
     return model
 
 
-__all__ = ["BASELINES", "FAMILIES", "NEURAL", "FittedRecommender", "ModelConfig", "Recommender", "baseline_class",
-           "build_model", "family_class", "load_recommender"]
+__all__ = ["FAMILIES", "FittedRecommender", "ModelConfig", "Recommender", "baseline_class", "baseline_families",
+           "build_model", "family_class", "load_recommender", "register_model", "trainable_families"]

@@ -5,7 +5,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -31,6 +31,24 @@ class Recommender(ABC):
 
     family: ClassVar[str] = ""
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    # Capabilities, declared by each family and read by everything above (never discovered with hasattr):
+    #: trains by gradient descent (else fitted in closed form: no base, no strategy, nothing to distribute)
+    trainable: ClassVar[bool] = False
+    #: scores from the history given at prediction time (so it sees the validation item when predicting test)
+    reads_history: ClassVar[bool] = False
+    #: reads item text: give it the items' texts (set_item_texts) before training or scoring
+    needs_item_text: ClassVar[bool] = False
+    #: grow() adds rows for new users and items and keeps the old ones unchanged
+    supports_growth: ClassVar[bool] = False
+    #: what a text base gives this family: "encoder" (it reads text through it), "item_init" (the text
+    #: initialises its item embeddings) or None (no text base applies)
+    text_base: ClassVar[str | None] = None
+    #: the model option that makes its text encoder trainable, if it has one
+    text_trainable_option: ClassVar[str | None] = None
+    #: also reports classification metrics (AUC, log loss) on validation positives vs sampled negatives
+    reports_classification: ClassVar[bool] = False
+    #: trainer settings this family trains well with (overridable per run)
+    default_train: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, n_users: int, n_items: int, config: ModelConfig | None = None) -> None:
         self.n_users = n_users
@@ -45,6 +63,13 @@ class Recommender(ABC):
         """Scores of given (user, item) pairs."""
         full = self.full_scores(np.asarray(users), history)
         return full.gather(1, torch.as_tensor(np.asarray(items), device=full.device).view(-1, 1)).view(-1)
+
+    def set_item_texts(self, texts: list[str]) -> None:
+        """Give the model its items' text (families with needs_item_text override this)."""
+
+    def item_embedding_matrix(self) -> torch.Tensor | None:
+        """The model's item vectors [n_items, d] (what 'similar items' means to it), or None if it has none."""
+        return None
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -73,6 +98,11 @@ class FittedRecommender(Recommender):
     @abstractmethod
     def fit(self, history: History) -> "FittedRecommender":
         """Fit on the known interactions."""
+
+    def fit_tuned(self, history: History, validate: Callable[["FittedRecommender"], float],
+                  progress: Callable[[str], None] | None = None) -> "FittedRecommender":
+        """Fit, choosing any hyper-parameter left open by `validate` (a validation score); default: just fit."""
+        return self.fit(history)
 
     def input_rows(self, history: History, users: np.ndarray) -> torch.Tensor:
         """The binary history rows the model scores `users` from, as a dense float tensor [B, n_items]."""

@@ -16,7 +16,7 @@ from torch import nn
 from recsys_core.config_fields import check_choice
 from recsys_core.data.splits import History
 from recsys_core.models.base import ModelConfig
-from recsys_core.models.neural import LayerGroup, NeuralRecommender, TrainData, history_batch, init_weights
+from recsys_core.models.neural import LayerGroup, NeuralRecommender, TrainData, grow_embedding, history_batch, init_weights
 from recsys_core.models.sequences import FlatSequences
 
 
@@ -43,6 +43,9 @@ class NCF(NeuralRecommender):
     config_class = NCFConfig
     user_tables = ("user_emb",)
     item_tables = ("item_in", "item_out", "item_bias")
+    item_vector_table = "item_out"
+    text_base = "item_init"
+    reads_history = True
     default_train = {"epochs": 30, "batch_size": 512, "lr": 1e-3, "patience": 4}
 
     def __init__(self, n_users: int, n_items: int, config: NCFConfig | None = None) -> None:
@@ -64,7 +67,6 @@ class NCF(NeuralRecommender):
 
     # item tables are offset differently: item_in has padding row 0, item_out/item_bias do not
     def grow(self, n_users: int, n_items: int, item_init: torch.Tensor | None = None) -> None:
-        from recsys_core.models.neural import grow_embedding
 
         self.user_emb = grow_embedding(self.user_emb, n_users)
         self.item_in = grow_embedding(self.item_in, n_items + 1, item_init)

@@ -69,6 +69,16 @@ class LayerGroup:
     prefixes: tuple[str, ...]
 
 
+def encoder_groups(encoder: torch.nn.Module, prefix: str) -> list:
+    """Layer groups of a BERT-like encoder: embeddings, then each transformer layer, bottom to top."""
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is None:
+        return [LayerGroup("text encoder", "block", (prefix,))]
+    return [LayerGroup("text encoder embeddings", "embedding", (f"{prefix}embeddings.",)),
+            *(LayerGroup(f"text encoder layer {k}", "block", (f"{prefix}encoder.layer.{k}.",)) for k in range(len(layers))),
+            LayerGroup("text encoder pooler", "embedding", (f"{prefix}pooler.",))]
+
+
 def init_weights(module: nn.Module, scheme: str = "xavier", std: float = 0.02) -> None:
     """Initialise linear and embedding weights ('xavier' or 'normal'); biases to zero; padding rows to zero."""
     for m in module.modules():
@@ -110,6 +120,9 @@ FULL_SOFTMAX_ITEMS = 4096
 class NeuralRecommender(nn.Module, Recommender):
     """A Recommender trained by gradient descent on `loss(batch)`."""
 
+    trainable = True
+    supports_growth = True
+
     #: names of nn.Embedding attributes indexed by user / by item (+ padding offset) for grow()
     user_tables: tuple[str, ...] = ()
     item_tables: tuple[str, ...] = ()
@@ -118,6 +131,29 @@ class NeuralRecommender(nn.Module, Recommender):
     backbone: str = "item_embeddings"
     #: Linear layers (last name component) inside blocks that LoRA adapts by default
     lora_targets: tuple[str, ...] = ()
+    #: the item table whose rows are the model's item vectors (item_embedding_matrix), if any
+    item_vector_table: str | None = None
+
+    @classmethod
+    def pretrained_parts(cls, config: ModelConfig) -> tuple[str, ...]:
+        """What a trained model of this family (with `config`) offers as a base to a new model."""
+        offers = {cls.backbone}
+        if cls.item_tables:
+            offers.add("item_embeddings")
+        if cls.user_tables:
+            offers.add("user_embeddings")
+        return tuple(sorted(offers))
+
+    def item_id_tables(self) -> tuple[str, ...]:
+        """Names of this model's embedding tables indexed by item (for weight transfer and growth)."""
+        return self.item_tables
+
+    def item_embedding_matrix(self) -> torch.Tensor | None:
+        if self.item_vector_table is None:
+            return None
+        with torch.no_grad():
+            w = getattr(self, self.item_vector_table).weight.detach().float().cpu()
+        return w[w.shape[0] - self.n_items:]
 
     def layer_groups(self) -> list[LayerGroup]:
         """Parameter groups bottom to top; every parameter falls in one (see LayerGroup)."""

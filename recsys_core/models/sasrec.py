@@ -17,6 +17,7 @@ from torch import nn
 
 from recsys_core.config_fields import check_choice, check_range
 from recsys_core.data.splits import History
+from recsys_core.errors import ConfigError
 from recsys_core.models.base import ModelConfig
 from recsys_core.models.neural import LayerGroup, NeuralRecommender, TrainData, history_batch, init_weights, trim_padding
 
@@ -38,7 +39,6 @@ class SASRecConfig(ModelConfig):
         check_choice(self.init, ["normal", "xavier"], "sasrec init")
         check_range(self.dropout, "sasrec dropout", 0.0, 0.9)
         if self.hidden % self.heads:
-            from recsys_core.errors import ConfigError
             raise ConfigError(f"sasrec heads ({self.heads}) must divide hidden ({self.hidden})")
 
 
@@ -78,6 +78,8 @@ class SASRec(NeuralRecommender):
     # SASRec often sits on a plateau for its first epochs before it learns order; min_epochs gets it past that
     default_train = {"epochs": 200, "batch_size": 32, "lr": 1e-3, "patience": 10, "min_epochs": 20}
     backbone = "sequence_encoder"
+    reads_history = True
+    text_base = "item_init"
     lora_targets = ("q_proj", "k_proj", "v_proj", "out_proj")
 
     def __init__(self, n_users: int, n_items: int, config: SASRecConfig | None = None) -> None:
@@ -112,6 +114,10 @@ class SASRec(NeuralRecommender):
         for block in self.blocks:
             x = block(x, mask) * (~pad).unsqueeze(-1)
         return self.final_ln(x)
+
+    def item_embedding_matrix(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.item_matrix().detach().float().cpu()
 
     def item_matrix(self) -> torch.Tensor:
         return self.item_emb.weight[1:]

@@ -19,9 +19,9 @@ from recsys_core.data.splits import History, Split
 from recsys_core.errors import ConfigError
 from recsys_core.models.base import ModelConfig
 from recsys_core.models.itemknn import ItemKNNRecommender
-from recsys_core.models.neural import NeuralRecommender, TrainData
+from recsys_core.models.neural import LayerGroup, NeuralRecommender, TrainData, encoder_groups
 from recsys_core.models.sequences import FlatSequences
-from recsys_core.text import encoder_groups
+from recsys_core.text import fresh_encoder
 
 
 @dataclass
@@ -39,19 +39,18 @@ class TextCTR(NeuralRecommender):
     family = "text_ctr"
     config_class = TextCTRConfig
     default_train = {"epochs": 2, "batch_size": 32, "lr": 3e-5, "patience": 1, "optimizer": "adamw", "log_every": 5}
-    needs_text = True
+    needs_item_text = True
+    reads_history = True
+    reports_classification = True
+    text_base = "encoder"
     backbone = "text_encoder"
     lora_targets = ("query", "key", "value")
 
     def layer_groups(self) -> list:
-        from recsys_core.models.neural import LayerGroup
-
         return encoder_groups(self.encoder, "encoder.") + [LayerGroup("classifier head", "head", ("head",))]
 
     def __init__(self, n_users: int, n_items: int, config: TextCTRConfig | None = None) -> None:
         super().__init__(n_users, n_items, config)
-        from recsys_core.text import fresh_encoder
-
         self.encoder, self.tokenizer = fresh_encoder(self.config.text_encoder)
         hidden = self.encoder.config.hidden_size
         self.head = nn.Sequential(nn.Dropout(self.config.dropout), nn.Linear(hidden, 1))
@@ -143,6 +142,7 @@ class TextCTR(NeuralRecommender):
 
     def classification_metrics(self, split: Split, stage: str = "valid", seed: int = 0) -> dict:
         """Accuracy, precision, recall, F1, AUC and log loss on held-out positives vs as many random negatives."""
+        # scikit-learn costs about a second to import and only this report needs it
         from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score, roc_auc_score
 
         targets = split.targets(stage)

@@ -18,10 +18,11 @@ from recsys_core.config_fields import check_choice
 from recsys_core.data.splits import History
 from recsys_core.errors import ConfigError
 from recsys_core.models.base import ModelConfig
-from recsys_core.models.neural import LayerGroup, NeuralRecommender, TrainData, grow_embedding, history_batch, init_weights
+from recsys_core.models.neural import (LayerGroup, NeuralRecommender, TrainData, encoder_groups, grow_embedding,
+                                      history_batch, init_weights)
 from recsys_core.models.sasrec import CausalBlock
 from recsys_core.models.sequences import FlatSequences
-from recsys_core.text import encoder_groups
+from recsys_core.text import cached_text_embeddings, fresh_encoder, load_encoder, mean_pool
 
 ITEM_REPRS = ["id", "text", "id+text"]
 
@@ -51,6 +52,26 @@ class TwoTower(NeuralRecommender):
     config_class = TwoTowerConfig
     default_train = {"epochs": 30, "batch_size": 512, "lr": 2e-3, "patience": 4}
     lora_targets = ("query", "key", "value", "q_proj", "k_proj", "v_proj", "out_proj")
+    needs_item_text = True
+    reads_history = True
+    text_base = "encoder"
+    text_trainable_option = "text_trainable"
+
+    @classmethod
+    def pretrained_parts(cls, config: TwoTowerConfig) -> tuple[str, ...]:
+        backbone = "text_encoder" if config.item_repr != "id" else "item_embeddings"
+        return tuple(sorted({backbone} | ({"item_embeddings"} if config.item_repr != "text" else set())))
+
+    def item_id_tables(self) -> tuple[str, ...]:
+        return ("item_id",) if self.item_id is not None else ()
+
+    def item_embedding_matrix(self) -> torch.Tensor | None:
+        was = self.training
+        self.eval()
+        with torch.no_grad():
+            out = self.all_item_vectors().detach().float().cpu()
+        self.train(was)
+        return out
 
     def __init__(self, n_users: int, n_items: int, config: TwoTowerConfig | None = None) -> None:
         super().__init__(n_users, n_items, config)
@@ -61,8 +82,6 @@ class TwoTower(NeuralRecommender):
         self.encoder = None
         self.tokenizer = None
         if self.uses_text:
-            from recsys_core.text import fresh_encoder, load_encoder
-
             enc, tok = (fresh_encoder if c.text_trainable else load_encoder)(c.text_encoder)
             self.text_dim = enc.config.hidden_size
             self.tokenizer = tok
@@ -81,7 +100,6 @@ class TwoTower(NeuralRecommender):
             if all(m is not s for s in skip):
                 init_weights(m, c.init)
         self.item_texts: list[str] | None = None
-        self.needs_text = self.uses_text
 
     @property
     def backbone(self) -> str:  # type: ignore[override]
@@ -105,8 +123,6 @@ class TwoTower(NeuralRecommender):
             raise ConfigError(f"two_tower: {len(texts)} item texts for {self.n_items} items")
         self.item_texts = list(texts)
         if self.uses_text and self.encoder is None:
-            from recsys_core.text import cached_text_embeddings
-
             emb = cached_text_embeddings(self.config.text_encoder, self.item_texts, self.config.text_max_length)
             self.text_emb = torch.cat([torch.zeros(1, emb.shape[1]), emb]).to(self.text_proj[0].weight.device)
 
@@ -114,8 +130,6 @@ class TwoTower(NeuralRecommender):
         """Text embeddings for item indices (+1 offset, 0 = padding)."""
         if self.encoder is None:
             return self.text_emb[items]
-        from recsys_core.text import mean_pool
-
         flat = items.reshape(-1)
         uniq, inverse = torch.unique(flat, return_inverse=True)
         texts = ["" if int(i) == 0 else self.item_texts[int(i) - 1] for i in uniq.tolist()]

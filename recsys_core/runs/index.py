@@ -7,7 +7,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from recsys_core.runs.rundir import RunDir
+from recsys_core.storage.rundir import RunDir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -51,12 +51,22 @@ class RunIndex:
             conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
 
     def list(self) -> list[dict]:
-        with closing(self._connect()) as conn:
+        """Every row, newest first. Reads only: no folder, table or journal mode is created here."""
+        if not self.path.exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        with closing(conn):
+            conn.execute("PRAGMA busy_timeout=30000")
             conn.row_factory = sqlite3.Row
-            return [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY created DESC")]
+            try:
+                return [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY created DESC")]
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []
+                raise
 
     def sync(self) -> list[dict]:
-        """Re-read every run directory under the root; drop rows whose directory is gone."""
+        """Re-read every run directory under the root; drop rows whose directory is gone (an explicit rebuild)."""
         seen = set()
         if self.root.exists():
             for cfg in sorted(self.root.glob("*/config.json")):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -10,9 +11,12 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from recsys_core.data.dataset import project_root
+from recsys_core.paths import project_root
 from recsys_core.runs.index import RunIndex
-from recsys_core.runs.rundir import ACTIVE, RunDir, new_run_id, runs_root
+from recsys_core.storage.rundir import ACTIVE, RunDir, new_run_id, runs_root
+
+LAUNCH_GRACE = 2.0  # seconds a just-launched worker has to write its own status
+HEARTBEAT_STALE = 30.0  # a worker on another host that has not beaten for this long is gone
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -36,7 +40,10 @@ def pid_alive(pid: int | None) -> bool:
 
 def launch(train_args: Sequence[str], run_dir: str | Path | None = None, family: str = "run",
            env: dict | None = None) -> RunDir:
-    """Start a training worker for `rectune train ARGS`; returns its run directory at once."""
+    """Start a training worker for `rectune train ARGS --run-dir DIR`; returns its run directory at once.
+
+    With a run directory already holding a saved RunSpec and no ARGS, the worker runs exactly that spec.
+    """
     run = RunDir(run_dir or runs_root() / new_run_id(family))
     run.path.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "recsys_core", "train", *train_args, "--run-dir", str(run.path)]
@@ -48,26 +55,53 @@ def launch(train_args: Sequence[str], run_dir: str | Path | None = None, family:
     log.close()
     if not run.status_path.exists():
         run.write_status("queued", pid=proc.pid, command=cmd)
+    if run.exists():
+        RunIndex(run.path.parent).upsert(run)  # listed (queued) at once, before its worker has started
     # Reap the child when it ends so it never lingers as a zombie that looks alive.
     threading.Thread(target=proc.wait, daemon=True).start()
     return run
 
 
-def check_alive(run: RunDir) -> dict:
-    """The run's status; an active run whose worker is gone is marked 'interrupted' on disk."""
+def worker_gone(run: RunDir, status: dict) -> bool:
+    """Whether an active run's worker has ended (read only: the pid on this host, else the heartbeat's age)."""
+    if status.get("state") not in ACTIVE:
+        return False
+    if time.time() - status.get("updated", 0) <= LAUNCH_GRACE:
+        return False  # a just-launched worker has not written its own status yet
+    if status.get("host", socket.gethostname()) == socket.gethostname() and status.get("pid"):
+        return not pid_alive(status.get("pid"))
+    age = run.heartbeat_age()
+    return age is None or age > HEARTBEAT_STALE
+
+
+def _interrupted(run: RunDir, status: dict) -> dict:
+    return {**status, "state": "interrupted",
+            "error": f"the training worker (pid {status.get('pid')}) ended without finishing (killed or crashed); "
+                     f"resume with: rectune train --resume {run.path}"}
+
+
+def live_status(run: RunDir) -> dict:
+    """The run's status as readers should show it: an active run whose worker is gone reads 'interrupted'.
+
+    Nothing is written; `check_alive` is the explicit check that records it.
+    """
     status = run.read_status()
-    if status.get("state") in ACTIVE and not pid_alive(status.get("pid")):
-        # Give a just-launched worker a moment to write its own status before judging it.
-        if time.time() - status.get("updated", 0) > 2:
-            status = run.write_status("interrupted", error=f"the training worker (pid {status.get('pid')}) ended without "
-                                      f"finishing (killed or crashed); resume with: rectune train --resume {run.path}")
-            RunIndex(run.path.parent).upsert(run)
+    return _interrupted(run, status) if worker_gone(run, status) else status
+
+
+def check_alive(run: RunDir) -> dict:
+    """The run's status; an active run whose worker is gone is marked 'interrupted' on disk (an explicit check)."""
+    status = run.read_status()
+    if worker_gone(run, status):
+        derived = _interrupted(run, status)
+        status = run.write_status("interrupted", error=derived["error"])
+        RunIndex(run.path.parent).upsert(run)
     return status
 
 
 def poll(run: RunDir) -> dict:
-    """Status (with dead-worker detection) and every metrics record logged so far."""
-    return {"status": check_alive(run), "metrics": run.read_metrics()}
+    """Status (a dead worker shows as interrupted) and every metrics record logged so far; reads only."""
+    return {"status": live_status(run), "metrics": run.read_metrics()}
 
 
 def stop(run: RunDir, grace: float = 15.0) -> dict:

@@ -12,9 +12,11 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def register_strategy(strategy: Strategy) -> Strategy:
-    """Add a strategy; the studio's widgets and the CLI pick it up from here."""
+    """Add a strategy; the studio's widgets and the CLI pick it up from here. A name already taken is refused."""
     if not strategy.name:
-        raise ValueError("a strategy needs a name")
+        raise ConfigError(f"{type(strategy).__name__} has no name")
+    if strategy.name in STRATEGIES:
+        raise ConfigError(f"strategy {strategy.name!r} is already registered ({type(STRATEGIES[strategy.name]).__name__})")
     STRATEGIES[strategy.name] = strategy
     return strategy
 

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from recsys_core.bases import Base
-from recsys_core.config_fields import check_fields, from_dict
+from recsys_core.config_fields import check_fields, describe_fields, from_dict
 from recsys_core.data.splits import History
 from recsys_core.errors import ConfigError
+from recsys_core.models.base import Recommender
 from recsys_core.models.neural import LayerGroup, NeuralRecommender
 
 
@@ -61,6 +62,10 @@ class Strategy:
     config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
     needs_base: ClassVar[bool] = True
     needs_backbone: ClassVar[bool] = False  # needs a base that offers the family's pretrained backbone
+    #: trains on the interactions newer than its base (a run base's data_until), reading the rest as context
+    trains_on_new_data: ClassVar[bool] = False
+    #: the name part that marks the weights this strategy adds (adapters), counted apart in parameter reports
+    adapter_prefix: ClassVar[str | None] = None
 
     def parse(self, values: dict | None) -> StrategyConfig:
         return from_dict(self.config_class, values, f"strategy {self.name}")
@@ -69,19 +74,24 @@ class Strategy:
     #: the model); False keeps the encoder frozen with cached embeddings; None leaves the model's choice
     tunes_text_encoder: ClassVar[bool | None] = None
 
-    def model_overrides(self, family: str, base: Base, config: StrategyConfig) -> dict:
+    def uses_previous_model(self, config: StrategyConfig) -> bool:
+        """Whether apply() needs a frozen copy of the starting model (penalties, distillation)."""
+        return False
+
+    def model_overrides(self, family: type[Recommender], base: Base, config: StrategyConfig) -> dict:
         """Model-config changes this strategy implies (e.g. a trainable text encoder for full fine-tuning)."""
-        if family != "two_tower" or self.tunes_text_encoder is None:
+        option = family.text_trainable_option
+        if option is None or self.tunes_text_encoder is None:
             return {}
         if self.tunes_text_encoder and base.kind != "text":
             return {}  # from a run base the architecture stays the base's
-        return {"text_trainable": self.tunes_text_encoder}
+        return {option: self.tunes_text_encoder}
 
     def check(self, model: NeuralRecommender, base: Base, config: StrategyConfig) -> None:
         """Raise ConfigError when the strategy does not apply to this model and base."""
         if self.needs_base and base.kind == "none":
-            raise ConfigError(f"strategy {self.name} fine-tunes a pretrained base: pick one with --base "
-                              "(minilm, hf:NAME, run:RUN_ID), or use strategy scratch")
+            raise ConfigError(f"strategy {self.name} fine-tunes a pretrained base: pick a base "
+                              "(minilm, hf:NAME, run:RUN_ID), or use strategy scratch", field="base")
         if not self.needs_base and base.kind == "run":
             raise ConfigError(f"strategy {self.name} trains from random weights and would ignore base {base.spec}; "
                               "use full, frozen, partial, lora or incremental to start from it")
@@ -95,8 +105,6 @@ class Strategy:
         raise NotImplementedError
 
     def describe(self) -> dict:
-        from recsys_core.config_fields import describe_fields
-
         return {"name": self.name, "title": self.title, "summary": self.summary, "needs_base": self.needs_base,
                 "options": describe_fields(self.config_class)}
 
@@ -123,8 +131,11 @@ def trainable_groups(model: NeuralRecommender) -> list[dict]:
     return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
 
-def parameter_report(model: NeuralRecommender, optimizer: str = "adam") -> dict:
-    """Per layer group: parameters, how many train, and what training them costs in memory."""
+def parameter_report(model: NeuralRecommender, optimizer: str = "adam", adapter_prefix: str | None = None) -> dict:
+    """Per layer group: parameters, how many train, and what training them costs in memory.
+
+    Weights whose name holds `adapter_prefix` (the strategy's adapters) are counted apart from the model's own.
+    """
     groups = model.layer_groups()
     rows: dict[str, dict] = {}
     for name, p in model.named_parameters():
@@ -135,7 +146,7 @@ def parameter_report(model: NeuralRecommender, optimizer: str = "adam") -> dict:
         row["params"] += p.numel()
         if p.requires_grad:
             row["trainable"] += p.numel()
-            if "lora_" in name:
+            if adapter_prefix and adapter_prefix in name:
                 row["adapter"] += p.numel()
     for row in rows.values():
         row["state"] = ("LoRA adapters" if row["adapter"] and row["trainable"] == row["adapter"]

@@ -8,6 +8,7 @@ import torch
 from recsys_core.data.splits import History
 from recsys_core.errors import ConfigError
 from recsys_core.models.neural import NeuralRecommender
+from recsys_core.text import cached_text_embeddings
 
 INITS = ["neighbours", "text", "mean"]
 
@@ -61,7 +62,7 @@ def init_new_rows(model: NeuralRecommender, how: str, new_items: np.ndarray | No
 def _item_tables(model: NeuralRecommender) -> list[tuple[str, int]]:
     """(attribute, leading padding rows) of each item-indexed table."""
     out = []
-    for name in model.item_tables + (("item_id",) if getattr(model, "item_id", None) is not None else ()):
+    for name in model.item_id_tables():
         table = getattr(model, name)
         out.append((name, table.num_embeddings - model.n_items))
     return out
@@ -85,8 +86,6 @@ def _weighted_rows(weights: sp.csr_matrix, old_rows: torch.Tensor) -> torch.Tens
 def _text_map(texts: list[str], old_idx: np.ndarray, new_idx: np.ndarray, old_rows: torch.Tensor,
               encoder: str, l2: float = 1.0) -> torch.Tensor:
     """Ridge regression from text embeddings to learned rows, fitted on old items, applied to new ones."""
-    from recsys_core.text import cached_text_embeddings
-
     emb = cached_text_embeddings(encoder, list(texts))
     x_old, x_new = emb[torch.from_numpy(old_idx)], emb[torch.from_numpy(new_idx)]
     x_mean, y_mean = x_old.mean(0, keepdim=True), old_rows.mean(0, keepdim=True)

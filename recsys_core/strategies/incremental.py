@@ -47,11 +47,16 @@ class Incremental(Strategy):
                "items (initialised from neighbours or item text), a sample of old data is replayed, and a penalty "
                "(L2-SP or EWC) keeps shared weights near their old values so the model does not forget.")
     config_class = IncrementalConfig
+    trains_on_new_data = True
 
     def check(self, model: NeuralRecommender, base, config: IncrementalConfig) -> None:
         super().check(model, base, config)
         if base.kind != "run":
-            raise ConfigError("strategy incremental continues an earlier model: use --base run:RUN_ID")
+            raise ConfigError("strategy incremental continues an earlier model: pick a run base (run:RUN_ID)",
+                              field="base")
+
+    def uses_previous_model(self, config: IncrementalConfig) -> bool:
+        return config.distill > 0
 
     def apply(self, model: NeuralRecommender, config: IncrementalConfig, context: StrategyContext) -> Plan:
         history = context.history
@@ -127,7 +132,7 @@ def _anchor_penalty(model: NeuralRecommender, report: dict, weight: float, fishe
     """sum w * (theta - theta_prev)^2 over weights the previous model had (rows of new ids are free)."""
     anchors = []
     item_mask, user_mask = report.get("new_item_mask"), report.get("new_user_mask")
-    item_tables = set(model.item_tables) | ({"item_id"} if getattr(model, "item_id", None) is not None else set())
+    item_tables = set(model.item_id_tables())
     for name, p in model.named_parameters():
         w = torch.ones_like(p) if fisher is None else fisher[name].clone()
         table = name.split(".")[0]

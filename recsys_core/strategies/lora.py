@@ -11,6 +11,9 @@ from recsys_core.models.neural import NeuralRecommender
 from recsys_core.strategies.base import Plan, Strategy, StrategyConfig, StrategyContext, group_of
 
 
+ADAPTER_PREFIX = "lora_"  # peft names every adapter weight lora_A / lora_B / lora_embedding_...
+
+
 @dataclass
 class LoRAConfig(StrategyConfig):
     rank: int = field(default=8, metadata={"help": "rank r of each adapter (trainable weights grow with r)", "min": 1, "max": 256})
@@ -30,6 +33,7 @@ class LoRA(Strategy):
     config_class = LoRAConfig
     needs_backbone = True
     tunes_text_encoder = True
+    adapter_prefix = ADAPTER_PREFIX
 
     def target_modules(self, model: NeuralRecommender, config: LoRAConfig) -> list[str]:
         """Full names of the Linear layers inside the model's blocks whose last name component is a target."""
@@ -52,15 +56,16 @@ class LoRA(Strategy):
                               "(sasrec, a sequence user tower, or a trainable text encoder)")
 
     def apply(self, model: NeuralRecommender, config: LoRAConfig, context: StrategyContext) -> Plan:
+        # peft (and the transformers it pulls in) loads only when a LoRA run starts
         from peft import LoraConfig
-        from peft.tuners.lora import LoraModel
+        from peft.tuners.lora import LoraModel  # lazy: see above
 
         targets = self.target_modules(model, config)
         tuner = LoraModel(model, LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                                             target_modules=targets, bias="none"), "default")
         groups = model.layer_groups()
         for name, p in model.named_parameters():
-            if "lora_" in name:
+            if ADAPTER_PREFIX in name:
                 p.requires_grad_(True)
             else:
                 g = group_of(name, groups)

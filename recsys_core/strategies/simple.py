@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from recsys_core.bases import ID_FAMILIES, Base
+from recsys_core.bases import Base
 from recsys_core.errors import ConfigError
 from recsys_core.models.neural import NeuralRecommender
 from recsys_core.strategies.base import Plan, Strategy, StrategyConfig, StrategyContext, group_of, set_trainable
@@ -24,7 +24,7 @@ class Scratch(Strategy):
 
     def check(self, model: NeuralRecommender, base: Base, config: StrategyConfig) -> None:
         super().check(model, base, config)
-        if base.kind == "text" and model.family in ID_FAMILIES:
+        if base.kind == "text" and model.text_base == "item_init":
             raise ConfigError(f"strategy scratch starts from random weights; base {base.spec} would initialise the "
                               f"{model.family} item embeddings from text: use strategy full with it, or base none")
 

@@ -1,1 +1,1 @@
-"""Training: the Trainer, device choice, and one run end to end."""
+"""Training: the UI-free Trainer, fine-tuning a prepared model, device choice, distributed helpers."""

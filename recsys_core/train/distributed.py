@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
+import torch.distributed as td
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from recsys_core.errors import ConfigError
 
@@ -46,8 +48,6 @@ def init_from_env(device_request: str = "auto") -> tuple[Dist, torch.device | No
     """Join the process group torchrun set up; (SINGLE, None) when not launched by torchrun."""
     if not launched_by_torchrun():
         return SINGLE, None
-    import torch.distributed as td
-
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     gpu = torch.cuda.is_available() and device_request in ("auto", "cuda")
@@ -63,8 +63,6 @@ def init_from_env(device_request: str = "auto") -> tuple[Dist, torch.device | No
 
 
 def shutdown() -> None:
-    import torch.distributed as td
-
     if td.is_available() and td.is_initialized():
         td.destroy_process_group()
 
@@ -73,8 +71,6 @@ def broadcast(value: Any, dist: Dist) -> Any:
     """Rank 0's `value` on every rank."""
     if not dist.enabled:
         return value
-    import torch.distributed as td
-
     box = [value if dist.is_main else None]
     td.broadcast_object_list(box, src=0)
     return box[0]
@@ -84,8 +80,6 @@ def gather(value: Any, dist: Dist) -> list:
     """Every rank's `value`, in rank order, on every rank."""
     if not dist.enabled:
         return [value]
-    import torch.distributed as td
-
     out: list = [None] * dist.world
     td.all_gather_object(out, value)
     return out
@@ -95,8 +89,6 @@ def any_rank(flag: bool, dist: Dist) -> bool:
     """True on every rank when it is True on any (stop requests must be obeyed by all ranks at the same step)."""
     if not dist.enabled:
         return flag
-    import torch.distributed as td
-
     t = torch.tensor([1.0 if flag else 0.0], device=_comm_device(dist))
     td.all_reduce(t, op=td.ReduceOp.MAX)
     return bool(t.item())
@@ -106,8 +98,6 @@ def mean_over_ranks(value: float, dist: Dist) -> float:
     """The mean of a scalar over ranks; NaN anywhere gives NaN everywhere, so all ranks fail together."""
     if not dist.enabled:
         return value
-    import torch.distributed as td
-
     t = torch.tensor([value], dtype=torch.float64 if dist.backend == "gloo" else torch.float32, device=_comm_device(dist))
     td.all_reduce(t, op=td.ReduceOp.SUM)
     return float(t.item()) / dist.world
@@ -152,8 +142,6 @@ class LossModule(nn.Module):
 
 
 def wrap(model: nn.Module, loss_fn: Callable[[dict], torch.Tensor], device: torch.device) -> nn.Module:
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = [device.index] if device.type == "cuda" else None
     # Some families leave parameters out of some batches (e.g. a head only used for some examples).
     return DistributedDataParallel(LossModule(model, loss_fn), device_ids=ids, find_unused_parameters=True)

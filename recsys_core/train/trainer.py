@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -102,8 +103,6 @@ def _compiled_or_eager(fn: Callable[[dict], torch.Tensor]) -> Callable[[dict], t
         except Exception as exc:  # noqa: BLE001 - any compiler failure must not end the run
             if state["fn"] is fn:
                 raise
-            import warnings
-
             warnings.warn(f"torch.compile failed ({type(exc).__name__}); training continues without it", stacklevel=2)
             state["fn"] = fn
             return fn(batch)

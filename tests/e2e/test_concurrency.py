@@ -7,7 +7,8 @@ import time
 
 from recsys_core.runs.index import RunIndex
 from recsys_core.runs.launcher import stop
-from recsys_core.train.run import execute_run, make_run_config, start_run
+from recsys_core.runs.execute import execute_run
+from recsys_core.runs.spec import RunSpec
 from tests.conftest import make_interactions
 from tests.e2e.load import browse_concurrently, start_training_jobs
 from tests.e2e.test_studio_e2e import pytestmark, start_studio  # noqa: F401  (skip without chromium)
@@ -18,8 +19,8 @@ SESSIONS = 5
 def test_five_sessions_browse_while_two_jobs_train(tmp_path) -> None:
     data = tmp_path / "shop.csv"
     make_interactions(n_users=60, n_items=40, per_user=10).to_csv(data, index=False)
-    shown = execute_run(start_run(make_run_config(str(data), "mf", train={"epochs": 2}, device="cpu"),
-                                  tmp_path / "runs" / "shown"))
+    shown = execute_run(RunSpec.create(str(data), "mf", train={"epochs": 2}, device="cpu").save(
+        tmp_path / "runs" / "shown"))
     assert shown.status == "finished"
     jobs = start_training_jobs(str(data), tmp_path, n=2)
     index_errors: list[str] = []

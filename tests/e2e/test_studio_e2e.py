@@ -184,6 +184,8 @@ def _flow(studio, page, tmp_path) -> None:
 
     # Recommendations: ten items for a user
     _nav(page, "Recommendations")
+    # a page switch clears Streamlit's query string; the studio puts the active run back on that page's first run
+    page.wait_for_function(f"() => new URLSearchParams(location.search).get('run') === {run_id!r}", timeout=30_000)
     assert run_id in page.url
     page.get_by_text(re.compile(r"Top 10 · sasrec")).wait_for()
     _settle(page)
@@ -196,5 +198,7 @@ def _flow(studio, page, tmp_path) -> None:
         _nav(page, name.capitalize())
         page.get_by_text(shows).first.wait_for()
         _settle(page)
+        page.wait_for_function(f"() => new URLSearchParams(location.search).get('run') === {run_id!r}",
+                               timeout=30_000)  # every page keeps the active run in the URL
         assert page.locator('[data-testid="stException"]').count() == 0
         _shot(page, name)

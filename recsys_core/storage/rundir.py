@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_core.errors import RecTuneError
-from recsys_core.runs.atomic import atomic_write_json, read_json
+from recsys_core.storage.atomic import atomic_write_json, read_json
 
 STATES = ("queued", "running", "finished", "failed", "stopped", "interrupted")
 ACTIVE = ("queued", "running")
@@ -68,14 +68,14 @@ class RunDir:
     def log_path(self) -> Path:
         return self.path / "worker.log"
 
+    @property
+    def heartbeat_path(self) -> Path:
+        return self.path / "heartbeat"
+
     def exists(self) -> bool:
         return self.config_path.exists()
 
-    # config
-    def write_config(self, config: dict) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.config_path, config)
-
+    # config (written once by RunSpec.save; never rewritten)
     def read_config(self) -> dict:
         config = read_json(self.config_path)
         if config is None:
@@ -123,6 +123,18 @@ class RunDir:
                     except json.JSONDecodeError:
                         continue
         return out
+
+    # liveness (written by the worker only)
+    def beat(self) -> None:
+        """The worker is alive now (the heartbeat file's modification time)."""
+        self.heartbeat_path.touch()
+
+    def heartbeat_age(self) -> float | None:
+        """Seconds since the worker last beat, or None if it never did."""
+        try:
+            return max(0.0, time.time() - self.heartbeat_path.stat().st_mtime)
+        except OSError:
+            return None
 
     # stop
     def request_stop(self) -> None:

@@ -1,12 +1,15 @@
 """Atomic file and directory writes: write beside the target, fsync, then rename over it."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -29,8 +32,6 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def _default(value: Any) -> Any:
-    import numpy as np
-
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (tuple, set)):
@@ -88,8 +89,6 @@ def existing_dir(target: Path) -> Path | None:
 
 def write_manifest(directory: Path) -> None:
     """manifest.json: the SHA-256 of every file in `directory`, so damage is detected before loading."""
-    import hashlib
-
     digests = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(Path(directory).iterdir())
                if f.is_file() and f.name != "manifest.json"}
     (Path(directory) / "manifest.json").write_text(json.dumps(digests, indent=1))
@@ -97,8 +96,6 @@ def write_manifest(directory: Path) -> None:
 
 def verify_manifest(directory: Path) -> str | None:
     """None when every file matches manifest.json (or there is none, as in older runs); else what is wrong."""
-    import hashlib
-
     path = Path(directory) / "manifest.json"
     if not path.exists():
         return None
