@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from recsys_core.errors import ConfigError
+from recsys_core.registry import add_unique
 from recsys_core.models import FAMILIES, build_model, family_class, trainable_families
 from recsys_core.models.neural import NeuralRecommender
 from recsys_core.storage.rundir import RunDir, runs_root
@@ -98,10 +99,7 @@ BASE_KINDS: dict[str, BaseKind] = {}
 
 def register_base_kind(kind: BaseKind) -> BaseKind:
     """Add a kind of base; a name already taken is refused."""
-    if kind.name in BASE_KINDS:
-        raise ConfigError(f"base kind {kind.name!r} is already registered")
-    BASE_KINDS[kind.name] = kind
-    return kind
+    return add_unique(BASE_KINDS, kind.name, kind, "base kind")
 
 
 def _kind_of(spec: str) -> BaseKind:

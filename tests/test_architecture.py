@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 
 PACKAGE = ROOT / "recsys_core"
 LAYERS = {  # module prefix -> layer; the longest matching prefix wins
-    "recsys_core.errors": 0, "recsys_core.config_fields": 0, "recsys_core.paths": 0, "recsys_core.storage": 0,
+    "recsys_core.errors": 0, "recsys_core.config_fields": 0, "recsys_core.registry": 0, "recsys_core.paths": 0, "recsys_core.storage": 0,
     "recsys_core.data": 1, "recsys_core.text": 1,
     "recsys_core.models": 2, "recsys_core.eval": 2,
     "recsys_core.strategies": 3, "recsys_core.bases": 3,

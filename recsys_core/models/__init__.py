@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from recsys_core.errors import ConfigError
+from recsys_core.registry import add_unique
 from recsys_core.models.base import FittedRecommender, ModelConfig, Recommender
 from recsys_core.models.ease import EASERecommender
 from recsys_core.models.itemknn import ItemKNNRecommender
@@ -20,12 +21,7 @@ FAMILIES: dict[str, type[Recommender]] = {}
 
 def register_model(cls: type[Recommender]) -> type[Recommender]:
     """Add a model family under its `family` name; a name already taken is refused."""
-    if not cls.family:
-        raise ConfigError(f"{cls.__name__} has no family name")
-    if cls.family in FAMILIES:
-        raise ConfigError(f"model family {cls.family!r} is already registered ({FAMILIES[cls.family].__name__})")
-    FAMILIES[cls.family] = cls
-    return cls
+    return add_unique(FAMILIES, cls.family, cls, "model family")
 
 
 for _cls in (PopRecommender, ItemKNNRecommender, EASERecommender, MF, NCF, SASRec, TwoTower, TextCTR):

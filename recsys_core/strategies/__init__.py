@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from recsys_core.errors import ConfigError
+from recsys_core.registry import add_unique
 from recsys_core.strategies.base import (Plan, Strategy, StrategyConfig, StrategyContext, parameter_report,
                                          set_trainable)
 from recsys_core.strategies.incremental import Incremental
@@ -13,12 +14,7 @@ STRATEGIES: dict[str, Strategy] = {}
 
 def register_strategy(strategy: Strategy) -> Strategy:
     """Add a strategy; the studio's widgets and the CLI pick it up from here. A name already taken is refused."""
-    if not strategy.name:
-        raise ConfigError(f"{type(strategy).__name__} has no name")
-    if strategy.name in STRATEGIES:
-        raise ConfigError(f"strategy {strategy.name!r} is already registered ({type(STRATEGIES[strategy.name]).__name__})")
-    STRATEGIES[strategy.name] = strategy
-    return strategy
+    return add_unique(STRATEGIES, strategy.name, strategy, "strategy")
 
 
 for _s in (Scratch(), Full(), Frozen(), Partial(), LoRA(), Incremental()):
