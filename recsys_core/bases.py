@@ -200,7 +200,12 @@ register_base_kind(BaseKind("run", _resolve_run, _finished_runs, takes_argument=
 
 def load_state(base: Base) -> dict[str, torch.Tensor]:
     if base.state is None:
-        base.state = load_file(str(base.path / "model" / "weights.safetensors"))
+        path = base.path / "model" / "weights.safetensors"
+        try:
+            base.state = load_file(str(path))
+        except Exception as exc:  # a pickle or a damaged file: refused, never unpickled
+            raise ConfigError(f"base {base.spec!r}: {path} is not a safetensors file ({type(exc).__name__}); "
+                              "run bases load safetensors weights only", field="base") from None
     return base.state
 
 

@@ -43,18 +43,36 @@ def test_transfer_experiment_contract_and_figures(ds) -> None:
     assert r["protocol"]["name"] == "transfer" and r["protocol"]["shots"] == 6
     assert set(r["references"]) == {"scratch", "retrain", "no_update", "similar_users"}
     assert set(r["strategies"]) == {"full", "frozen", "partial", "lora", "incremental"}
+    target_users = r["protocol"]["target_users"]
     for figures in [*r["strategies"].values(), *r["references"].values()]:
         assert METRICS <= set(figures)
-        assert 0.0 <= figures["ndcg@10"] <= 1.0
+        assert figures["n_users"] == figures["valid"]["n_users"] == target_users  # every arm scored on the same users
+        assert figures["epochs_run"] <= r["budget"]["epochs"] and figures["best_epoch"] <= figures["epochs_run"]
+    assert r["budget"] == {"epochs": 8, "patience": 0, "min_epochs": 20, "eval_every": 1}  # one budget for all (sasrec min)
     assert r["references"]["no_update"]["trainable_params"] == 0  # zero-shot: the base as it is
     total = r["strategies"]["full"]["trainable_params"]
     assert r["strategies"]["frozen"]["trainable_params"] < total and r["strategies"]["lora"]["trainable_params"] < total
-    for name, v in r["vs_scratch"].items():
-        assert v["ci_low"] <= v["diff"] <= v["ci_high"], name
-    assert r["best"] in r["strategies"]
+    _check_comparisons(r["vs_scratch"], arms=8)
+    # the winner is chosen on validation, never on test
+    assert r["selected_on"] == "valid"
+    assert r["best"] == max(r["strategies"], key=lambda n: r["strategies"][n]["valid"]["ndcg@10"])
     # the base knows the item blocks: fine-tuning it beats learning 6 shots per user from nothing
-    assert r["strategies"][r["best"]]["ndcg@10"] > r["references"]["scratch"]["ndcg@10"]
-    assert r["vs_scratch"][r["best"]]["ci_low"] > 0
+    assert r["vs_scratch"][r["best"]]["significant"] and r["vs_scratch"][r["best"]]["ci_low_adj"] > 0
+    # source_cutoff: no source interaction later than the target users' first held-out one trains anything
+    assert r["protocol"]["source_cutoff"] is not None and r["protocol"]["source_rows_dropped"] > 0
+
+
+def _check_comparisons(versus: dict, arms: int) -> None:
+    from recsys_core.eval.significance import holm
+
+    assert len(versus) == arms
+    for name, v in versus.items():
+        assert {"diff", "ci_low", "ci_high", "p", "p_holm", "ci_low_adj", "ci_high_adj"} <= set(v), name
+        assert v["comparisons"] == arms and v["p_holm"] >= v["p"]
+        assert v["ci_low_adj"] <= v["ci_low"] and v["ci_high_adj"] >= v["ci_high"]
+        assert v["significant"] == (v["p_holm"] < 0.05)
+    assert holm({n: v["p"] for n, v in versus.items()}) == pytest.approx({n: v["p_holm"] for n, v in versus.items()},
+                                                                          abs=1e-6)
 
 
 def test_incremental_experiment_contract_forgetting_and_growth(ds) -> None:
@@ -71,7 +89,12 @@ def test_incremental_experiment_contract_forgetting_and_growth(ds) -> None:
     assert set(r["forgetting"]) >= {"full", "frozen", "incremental", "retrain", "no_update"}
     assert r["forgetting"]["no_update"] == 0.0
     assert r["strategies"]["incremental"]["n_windows"] == 2
-    assert {"ndcg_ratio", "time_ratio", "beats_no_update"} <= set(r["best_vs_retrain"])
+    assert {"ndcg_ratio", "time_ratio", "beats_no_update", "significant"} <= set(r["best_vs_retrain"])
+    assert r["selected_on"] == "valid" and r["budget"]["epochs"] == 6
+    assert r["best"] == max(r["strategies"], key=lambda n: r["strategies"][n]["valid"]["ndcg@10"])
+    _check_comparisons(r["vs_retrain"], arms=5)  # 3 strategies + no_update + similar_users
+    # pooled over windows, users are the resampling unit
+    assert r["vs_retrain"]["full"]["n_users"] < sum(row["test_users"] for row in r["windows"][1:])
 
 
 def test_similar_users_by_interactions_and_by_text() -> None:

@@ -10,6 +10,7 @@ import torch
 
 from recsys_core.data import Dataset, Split
 from recsys_core.eval import paired_bootstrap
+from recsys_core.eval.significance import compare_to_reference, holm
 from recsys_core.eval.evaluator import evaluate, pessimistic_ranks
 from recsys_core.eval.metrics import per_user_metrics
 from recsys_core.eval.segments import activity_segments, by_activity
@@ -113,15 +114,21 @@ def test_block_size_does_not_change_results() -> None:
     assert np.array_equal(a.topk, b.topk)
 
 
-def test_beyond_accuracy_metrics() -> None:
-    rows = [("a", "x"), ("a", "y"), ("a", "z"), ("b", "x"), ("b", "y"), ("b", "w"), ("c", "x"), ("c", "v"), ("c", "z")]
-    ds = Dataset.from_frame(pd.DataFrame(rows, columns=["user", "item"]))
-    from recsys_core.data import leave_last_out
-    sp = leave_last_out(ds, seed=0)
-    pop = np.tile(np.arange(ds.n_items, 0, -1, dtype=float), (ds.n_users, 1))
-    r = evaluate(TableScorer(pop), sp, k=2)
-    assert 0 < r.metrics["coverage@2"] <= 1
-    assert r.metrics["novelty@2"] >= 0 and r.metrics["arp@2"] >= 0
+def test_beyond_accuracy_metrics_hand_computed() -> None:
+    # train: u0 {0}, u1 {0, 1}, u2 {0, 1, 2}; one test item each; every user ranks items 0 > 1 > 2 > 3 > 4
+    train = pd.DataFrame({"u": [0, 1, 1, 2, 2, 2], "i": [0, 0, 1, 0, 1, 2], "row": range(6),
+                          "timestamp": range(6), "rating": 1.0})
+    test = pd.DataFrame({"u": [0, 1, 2], "i": [4, 4, 4], "row": [6, 7, 8], "timestamp": [6, 7, 8], "rating": 1.0})
+    split = Split("hand", "hand-made", 3, 5, train, test.iloc[:0], test)
+    order = np.tile(np.array([5.0, 4.0, 3.0, 2.0, 1.0]), (3, 1))
+    r = evaluate(TableScorer(order), split, k=2)
+    # top-2 of the unseen items: u0 {1, 2}, u1 {2, 3}, u2 {3, 4}
+    assert r.metrics["coverage@2"] == pytest.approx(4 / 5)
+    counts = {1: 2, 2: 1, 3: 0, 4: 0}  # training interactions per item; novelty floors a count at 1 user of 3
+    recs = [1, 2, 2, 3, 3, 4]
+    assert r.metrics["arp@2"] == pytest.approx(np.mean([counts[i] for i in recs]))
+    assert r.metrics["novelty@2"] == pytest.approx(np.mean([-math.log2(max(counts[i], 1) / 3) for i in recs]))
+    assert r.metrics["hr@2"] == pytest.approx(1 / 3)  # only u2 has its test item (4) in its top 2
 
 
 def test_paired_bootstrap_interval() -> None:
@@ -132,7 +139,39 @@ def test_paired_bootstrap_interval() -> None:
     assert better["ci_low"] == pytest.approx(0.1) and better["p_value"] < 0.01
     noise = paired_bootstrap(a, rng.permutation(a), seed=1)
     assert noise["ci_low"] < noise["diff"] < noise["ci_high"]
-    assert paired_bootstrap(a, a, seed=2) == paired_bootstrap(a, a, seed=2)
+    same = paired_bootstrap(a, a, seed=2)
+    assert same["diff"] == same["ci_low"] == same["ci_high"] == 0.0 and same["p_value"] == 1.0
+    x = a + rng.normal(0, 0.2, 500)
+    assert paired_bootstrap(x, a, seed=3) == paired_bootstrap(x, a, seed=3)  # seeded: reproducible
+    assert paired_bootstrap(x, a, seed=3)["ci_low"] != paired_bootstrap(x, a, seed=4)["ci_low"]  # and really resampled
+
+
+def test_holm_adjustment_hand_computed() -> None:
+    adjusted = holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.5})
+    # sorted 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1, kept monotone
+    assert adjusted == pytest.approx({"a": 0.04, "c": 0.09, "b": 0.09, "d": 0.5})
+    assert holm({"only": 0.2}) == {"only": 0.2}
+
+
+def test_joint_comparison_corrects_for_several_arms_and_resamples_users_as_clusters() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.random(300)
+    arms = {"better": ref + 0.2, "same": ref + rng.normal(0, 0.05, 300), "worse": ref - 0.2}
+    out = compare_to_reference(arms, ref, seed=0)
+    assert out["better"]["significant"] and out["better"]["diff"] == pytest.approx(0.2)
+    assert out["worse"]["significant"] and out["worse"]["diff"] < 0
+    assert not out["same"]["significant"]
+    for v in out.values():
+        assert v["comparisons"] == 3 and v["p_holm"] >= v["p"]
+        assert v["ci_low_adj"] <= v["ci_low"] and v["ci_high_adj"] >= v["ci_high"]  # simultaneous: wider
+    assert holm({n: v["p"] for n, v in out.items()}) == pytest.approx({n: v["p_holm"] for n, v in out.items()})
+    # one user scored in many windows is one cluster: its rows move together, so the interval is wider
+    users = np.repeat(np.arange(30), 10)
+    noisy = rng.normal(0, 1, 30)[users]
+    by_row = compare_to_reference({"x": noisy}, np.zeros(300), seed=1)["x"]
+    by_user = compare_to_reference({"x": noisy}, np.zeros(300), clusters=users, seed=1)["x"]
+    assert by_user["n_users"] == 30 and by_row["n_users"] == 300
+    assert by_user["ci_high"] - by_user["ci_low"] > 2 * (by_row["ci_high"] - by_row["ci_low"])
 
 
 def test_activity_segments_cover_all_users() -> None:

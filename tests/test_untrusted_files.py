@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from recsys_core.errors import DataError, RecTuneError
+from recsys_core.errors import ConfigError, DataError, RecTuneError
 from recsys_core.storage.rundir import RunDir
 from recsys_core.runs.execute import execute_run
 from recsys_core.runs.spec import RunSpec
@@ -54,7 +54,7 @@ def test_a_run_base_is_read_as_safetensors_only(finished_run, tmp_path) -> None:
     with open(weights, "wb") as fh:
         pickle.dump(Payload(str(tmp_path / MARKER)), fh)
     base = resolve_base(f"run:{finished_run.path}")
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError, match="not a safetensors file"):
         load_state(base)
     assert not (tmp_path / MARKER).exists()
 

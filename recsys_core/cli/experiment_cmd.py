@@ -6,6 +6,7 @@ import argparse
 from recsys_core.bases import available_bases
 from recsys_core.cli.common import Progress, emit_json, source_from_args
 from recsys_core.data.source import load_source
+from recsys_core.errors import ConfigError
 from recsys_core.experiments.common import ExperimentOptions
 from recsys_core.experiments.incremental import run_incremental
 from recsys_core.experiments.report import experiment_table, save_experiment
@@ -16,11 +17,14 @@ from recsys_core.strategies import STRATEGIES
 
 def options_from_args(args: argparse.Namespace) -> ExperimentOptions:
     file_cfg = load_config_file(args.config) if args.config else {}
+    if "tune" in file_cfg:
+        raise ConfigError("every arm of an experiment trains under one budget: put training settings in the "
+                          "'train' section (the 'tune' section is gone)")
     train = dict(file_cfg.get("train", {}))
     if args.epochs is not None:
         train["epochs"] = args.epochs
     options = ExperimentOptions(family=args.model, model=file_cfg.get("model", {}), train=train,
-                                tune=file_cfg.get("tune", {}), strategy_options=file_cfg.get("strategies", {}),
+                                strategy_options=file_cfg.get("strategies", {}),
                                 seed=args.seed, device=args.device, similar_by=args.similar_by)
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip()) if args.strategies else None
     if strategies:

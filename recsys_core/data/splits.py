@@ -173,10 +173,12 @@ def random_split(ds: Dataset, valid_frac: float = 0.1, test_frac: float = 0.1, s
                  frame[test].reset_index(drop=True))
 
 
-def user_group_split(ds: Dataset, source_frac: float = 0.8, shots: int = 10) -> Split:
+def user_group_split(ds: Dataset, source_frac: float = 0.8, shots: int = 10, source_cutoff: bool = True) -> Split:
     """Transfer to new users: the earliest users are the source, the rest give few-shot data, validation, test.
 
     Target users keep only their first `shots` + 2 interactions (fewer if they have fewer, at least 3).
+    With `source_cutoff` (and timestamps), source interactions later than the start of the target users'
+    held-out period are dropped, so nothing trains on the future of what is scored.
     """
     if not 0 <= source_frac < 1:
         raise ConfigError("source_frac must be at least 0 and below 1")
@@ -198,12 +200,19 @@ def user_group_split(ds: Dataset, source_frac: float = 0.8, shots: int = 10) -> 
     test = target[pos == used - 1]
     valid = target[pos == used - 2]
     few = target[pos < used - 2]
-    train = pd.concat([ordered[is_source], few], ignore_index=True)
+    source, cutoff, dropped = ordered[is_source], None, 0
+    held = pd.concat([valid, test])
+    if source_cutoff and len(held) and ds.has_timestamp and held["timestamp"].notna().all():
+        cutoff = float(held["timestamp"].min())
+        later = source["timestamp"] > cutoff
+        source, dropped = source[~later], int(later.sum())
+    train = pd.concat([source, few], ignore_index=True)
+    cut = f"; source interactions after the target users' first held-out one dropped ({dropped:,})" if cutoff else ""
     return Split("user-group", f"earliest {source_frac:.0%} of users are the source; each later user gives "
-                 f"{shots} interactions for training, the next for validation, the one after for test",
+                 f"{shots} interactions for training, the next for validation, the one after for test{cut}",
                  ds.n_users, ds.n_items, train, valid.reset_index(drop=True), test.reset_index(drop=True),
                  meta={"source_users": n_source, "target_users": int(test["u"].nunique()), "shots": shots,
-                       "source_rows": int(is_source.sum())})
+                       "source_rows": int(len(source)), "source_cutoff": cutoff, "source_rows_dropped": dropped})
 
 
 def time_windows(ds: Dataset, base_frac: float = 0.6, n_windows: int = 4) -> tuple[pd.DataFrame, list[pd.DataFrame]]:

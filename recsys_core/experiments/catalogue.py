@@ -18,8 +18,8 @@ from recsys_core.data.dataset import Dataset
 from recsys_core.data.splits import History, Split, user_group_split
 from recsys_core.errors import ConfigError
 from recsys_core.eval.evaluator import evaluate
-from recsys_core.experiments.common import (Arm, ArmSpec, ExperimentOptions, Progress, holdout_last, pick_best,
-                                            score_arm, train_arm, versus)
+from recsys_core.experiments.common import (Arm, ArmData, ArmSpec, ExperimentOptions, Progress, compare_arms,
+                                            holdout_last, pick_best, score_arm, train_arm)
 from recsys_core.train.device import device_name, pick_device, seed_everything
 
 
@@ -68,8 +68,8 @@ def run_cross_catalogue(source: Dataset, target: Dataset, options: ExperimentOpt
     base_split = Split("source-catalogue", "source catalogue, last interaction of each user validates",
                        source.n_users, source.n_items, train, valid, valid)
     say(f"pretraining {options.family} on the source catalogue ({len(source):,} interactions, {source.n_items:,} items)")
-    base_arm = train_arm(ArmSpec("base", "scratch"), options.family, options.model, base_split, source.users.ids,
-                         source.items.ids, source.item_texts(), options.trainer(), device, options.seed, say)
+    base_arm = train_arm(ArmSpec("base", "scratch"), options,
+                         ArmData(base_split, source.users.ids, source.items.ids, source.item_texts()), device, say)
     base = Base.from_model(base_arm.model, source.users.ids, source.items.ids, name="source-catalogue")
 
     split = user_group_split(target, source_frac=0.0, shots=shots)  # every target user is new
@@ -79,10 +79,9 @@ def run_cross_catalogue(source: Dataset, target: Dataset, options: ExperimentOpt
         zero.set_item_texts(texts)
     references = {"no_update": Arm("no_update", zero, 0.0, 0, base_arm.total_params,
                                    notes=["the source model applied to the new catalogue as it is (zero-shot)"]),
-                  "scratch": train_arm(ArmSpec("scratch", "scratch"), options.family, options.model, split, *ids,
-                                       texts, options.trainer(), device, options.seed, say)}
-    strategies = {name: train_arm(ArmSpec(name, options.strategy_spec(name), base), options.family, options.model,
-                                  split, *ids, texts, options.trainer(tuned=True), device, options.seed, say)
+                  "scratch": train_arm(ArmSpec("scratch", "scratch"), options, ArmData(split, *ids, texts), device, say)}
+    strategies = {name: train_arm(ArmSpec(name, options.strategy_spec(name), base), options,
+                                  ArmData(split, *ids, texts), device, say)
                   for name in options.strategies}
     for arm in [*references.values(), *strategies.values()]:
         score_arm(arm, split)
@@ -97,8 +96,11 @@ def run_cross_catalogue(source: Dataset, target: Dataset, options: ExperimentOpt
         "references": {**{n: a.figures() for n, a in references.items()},
                        "random": {k: chance.metrics[k] for k in ("ndcg@10", "recall@10", "hr@10", "n_users")}
                        | {"seconds": 0.0, "trainable_params": 0}},
-        "vs_scratch": {n: versus(a.test, scratch, options.seed) for n, a in {**strategies, **references}.items()
-                       if n != "scratch"},
+        "selected_on": "valid",
+        "budget": options.budget(),
+        "reference": "scratch",
+        "vs_scratch": compare_arms({n: a.test for n, a in {**strategies, **references}.items() if n != "scratch"},
+                                   scratch, options.seed),
     }
     result["best"] = pick_best(result["strategies"])
     result["seconds"] = round(time.perf_counter() - started, 1)

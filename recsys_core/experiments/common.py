@@ -14,44 +14,52 @@ from recsys_core.bases import NONE, Base
 from recsys_core.data.splits import Split, chronological
 from recsys_core.errors import ConfigError
 from recsys_core.eval.evaluator import EvalResult, evaluate
-from recsys_core.eval.significance import paired_bootstrap
+from recsys_core.eval.significance import compare_to_reference
 from recsys_core.models.neural import NeuralRecommender
 from recsys_core.strategies import parse_strategy
 from recsys_core.models import family_class
 from recsys_core.text import cached_text_embeddings
 from recsys_core.train.finetune import prepare, train_prepared
-from recsys_core.train.trainer import TrainerConfig
+from recsys_core.train.trainer import Callback, TrainerConfig
 
 Progress = Callable[[str], None]
 
 
 STRATEGY_ORDER = ("full", "frozen", "partial", "lora", "incremental")
-# Arms trained from random weights use the family's trainer defaults (SASRec needs its patience and minimum
-# epochs to get past the plateau of its first epochs); arms that start from a trained base are already past it
-# and stop after 3 validations without improvement.
-EXPERIMENT_TUNE = {"patience": 3, "min_epochs": 0}
+# Protocol constants, fixed before any result is seen: every arm of an experiment (strategies and references
+# alike) trains under one budget, the family's own trainer defaults unless the caller sets `train`; the winner
+# is the arm with the best validation NDCG@10; k arms against one reference get Holm-adjusted p-values and
+# Bonferroni-simultaneous 95% intervals from one joint paired bootstrap over users.
+BUDGET_KEYS = ("epochs", "patience", "min_epochs", "eval_every")
+SELECTION_METRIC = "ndcg@10"
 
 
 @dataclass
 class ExperimentOptions:
-    """Options shared by both experiments; `train` overrides the family's trainer defaults for every arm."""
+    """Options shared by both experiments; `train` overrides the family's trainer defaults for every arm alike."""
 
     family: str = "sasrec"
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
-    tune: dict = field(default_factory=dict)  # extra trainer overrides for arms that start from a base
     strategies: tuple[str, ...] = STRATEGY_ORDER
     strategy_options: dict = field(default_factory=dict)  # name -> options, e.g. {"lora": {"rank": 4}}
     similar_share: float = 0.25
     similar_by: str = "interactions"  # or "text" (MiniLM profiles of the users' items), or "text:hf:PATH"
     seed: int = 0
     device: str = "auto"
+    #: receives progress events (arm epochs, arms done) while the experiment runs; not part of the protocol
+    listener: Callable[[dict], None] | None = field(default=None, repr=False, compare=False)
+    should_stop: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
 
-    def trainer(self, tuned: bool = False) -> TrainerConfig:
+    def trainer(self) -> TrainerConfig:
+        """The one training budget of every arm (and the base) of the experiment."""
         cls = family_class(self.family)
-        values = {**cls.default_train, "seed": self.seed, **self.train,
-                  **({**EXPERIMENT_TUNE, **self.tune} if tuned else {})}
-        return TrainerConfig.from_dict(values)
+        return TrainerConfig.from_dict({**cls.default_train, "seed": self.seed, **self.train})
+
+    def budget(self) -> dict:
+        """The budget as reported: max epochs, patience, min epochs, evaluation cadence."""
+        config = self.trainer()
+        return {key: getattr(config, key) for key in BUDGET_KEYS}
 
     def strategy_spec(self, name: str) -> dict:
         return {"name": name, **self.strategy_options.get(name, {})}
@@ -77,14 +85,17 @@ class Arm:
     seconds: float
     trainable_params: int
     total_params: int
+    valid: EvalResult | None = None
     test: EvalResult | None = None
     notes: list[str] = field(default_factory=list)
     epochs: int = 0
+    best_epoch: int = 0
 
     def figures(self) -> dict:
         out = {k: self.test.metrics[k] for k in REPORTED} if self.test is not None else {}
-        return {**out, "seconds": round(self.seconds, 2), "trainable_params": self.trainable_params,
-                "total_params": self.total_params, "epochs": self.epochs}
+        valid = {k: self.valid.metrics[k] for k in REPORTED} if self.valid is not None else {}
+        return {**out, "valid": valid, "seconds": round(self.seconds, 2), "trainable_params": self.trainable_params,
+                "total_params": self.total_params, "epochs_run": self.epochs, "best_epoch": self.best_epoch}
 
 
 @dataclass
@@ -98,27 +109,6 @@ class ArmSpec:
     new_rows: np.ndarray | None = None
 
 
-def train_arm(spec: ArmSpec, family: str, model_config: dict, split: Split, user_ids: list[str],
-              item_ids: list[str], item_texts: list[str] | None, trainer_config: TrainerConfig,
-              device: torch.device, seed: int = 0, progress: Progress | None = None,
-              should_stop: Callable[[], bool] | None = None) -> Arm:
-    """Prepare, train and time one arm (the clock covers preparation and training, not the final test)."""
-    strategy, config = parse_strategy(spec.strategy)
-    start = time.perf_counter()
-    prepared = prepare(family, model_config, spec.base, strategy, config, split.train_history, user_ids, item_ids,
-                       item_texts, new_rows=spec.new_rows, seed=seed, optimizer=trainer_config.optimizer)
-    trained = train_prepared(prepared, split, trainer_config, device, item_texts, should_stop=should_stop,
-                             train_rows=spec.train_rows)
-    model, outcome = trained.model, trained.outcome
-    seconds = time.perf_counter() - start
-    arm = Arm(spec.name, model, seconds, prepared.params["trainable_params"], prepared.params["total_params"],
-              notes=prepared.notes, epochs=outcome.epochs)
-    if progress:
-        progress(f"  {spec.name}: {outcome.epochs} epochs, {seconds:.1f}s, {arm.trainable_params:,} trainable "
-                 f"parameters; best valid ndcg@10 {outcome.best_metric:.4f}")
-    return arm
-
-
 @dataclass
 class ArmData:
     """The split an experiment step trains its arms on, with the raw ids and item texts behind its rows."""
@@ -129,8 +119,44 @@ class ArmData:
     item_texts: list[str] | None
 
 
+class ArmWatcher(Callback):
+    """Reports an arm's epochs to the experiment's listener (the studio's live per-arm progress)."""
+
+    def __init__(self, arm: str, listener: Callable[[dict], None]) -> None:
+        self.arm, self.listener = arm, listener
+
+    def on_eval_end(self, trainer, metrics: dict) -> None:
+        self.listener({"type": "arm_epoch", "arm": self.arm, "epoch": metrics["epoch"],
+                       "valid_ndcg@10": metrics["valid"][SELECTION_METRIC], "best_epoch": metrics["best_epoch"]})
+
+
+def train_arm(spec: ArmSpec, options: "ExperimentOptions", data: ArmData, device: torch.device,
+              progress: Progress | None = None) -> Arm:
+    """Prepare, train (under the experiment's one budget) and time one arm; the clock stops before scoring."""
+    strategy, config = parse_strategy(spec.strategy)
+    budget = options.trainer()
+    start = time.perf_counter()
+    prepared = prepare(options.family, options.model, spec.base, strategy, config, data.split.train_history,
+                       data.user_ids, data.item_ids, data.item_texts, new_rows=spec.new_rows, seed=options.seed,
+                       optimizer=budget.optimizer)
+    callbacks = [ArmWatcher(spec.name, options.listener)] if options.listener is not None else None
+    trained = train_prepared(prepared, data.split, budget, device, data.item_texts, callbacks=callbacks,
+                             should_stop=options.should_stop, train_rows=spec.train_rows)
+    outcome = trained.outcome
+    seconds = time.perf_counter() - start
+    arm = Arm(spec.name, trained.model, seconds, prepared.params["trainable_params"], prepared.params["total_params"],
+              notes=prepared.notes, epochs=outcome.epochs, best_epoch=outcome.best_epoch)
+    if progress:
+        progress(f"  {spec.name}: {outcome.epochs} epochs (best {outcome.best_epoch}), {seconds:.1f}s, "
+                 f"{arm.trainable_params:,} trainable parameters; best valid ndcg@10 {outcome.best_metric:.4f}")
+    if options.listener is not None:
+        options.listener({"type": "arm_done", "arm": spec.name, "seconds": round(seconds, 2),
+                          "epochs_run": outcome.epochs, "valid_ndcg@10": outcome.best_metric})
+    return arm
+
+
 def train_strategies(options: "ExperimentOptions", spec_for: Callable[[str], ArmSpec], data: ArmData,
-                     trainer_config: TrainerConfig, device: torch.device, say: Progress,
+                     device: torch.device, say: Progress,
                      skip: dict[str, str] | None = None) -> tuple[dict[str, Arm], dict[str, str]]:
     """Train each of the options' strategies; one that does not apply (e.g. lora on mf) is skipped with its reason."""
     arms: dict[str, Arm] = {}
@@ -139,8 +165,7 @@ def train_strategies(options: "ExperimentOptions", spec_for: Callable[[str], Arm
         if name in skipped:
             continue
         try:
-            arms[name] = train_arm(spec_for(name), options.family, options.model, data.split, data.user_ids,
-                                   data.item_ids, data.item_texts, trainer_config, device, options.seed, say)
+            arms[name] = train_arm(spec_for(name), options, data, device, say)
         except ConfigError as exc:  # not applicable to this family: reported, not fatal
             skipped[name] = str(exc)
             say(f"  {name}: skipped ({exc})")
@@ -148,6 +173,7 @@ def train_strategies(options: "ExperimentOptions", spec_for: Callable[[str], Arm
 
 
 def score_arm(arm: Arm, split: Split) -> Arm:
+    arm.valid = evaluate(arm.model, split, "valid", k=10)
     arm.test = evaluate(arm.model, split, "test", k=10)
     return arm
 
@@ -158,11 +184,13 @@ def per_user_ndcg(result: EvalResult, users: np.ndarray) -> np.ndarray:
     return frame.reindex(users).fillna(0.0).to_numpy()
 
 
-def versus(a: EvalResult, b: EvalResult, seed: int = 0) -> dict:
-    """Paired bootstrap of NDCG@10 (a - b) over the users both were scored on."""
-    users = np.union1d(a.per_user["u"].to_numpy(), b.per_user["u"].to_numpy())
-    out = paired_bootstrap(per_user_ndcg(a, users), per_user_ndcg(b, users), seed=seed)
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in out.items()}
+def compare_arms(arms: dict[str, EvalResult], reference: EvalResult, seed: int = 0) -> dict[str, dict]:
+    """Each arm's test NDCG@10 minus the reference's over the same users, corrected for len(arms) comparisons."""
+    users = reference.per_user["u"].to_numpy()
+    for result in arms.values():
+        users = np.union1d(users, result.per_user["u"].to_numpy())
+    return compare_to_reference({n: per_user_ndcg(r, users) for n, r in arms.items()}, per_user_ndcg(reference, users),
+                                seed=seed)
 
 
 def similar_users(split_train: pd.DataFrame, target_users: np.ndarray, candidate_users: np.ndarray,
@@ -189,7 +217,8 @@ def similar_users(split_train: pd.DataFrame, target_users: np.ndarray, candidate
 
 
 def pick_best(strategies: dict[str, dict]) -> str | None:
-    return max(strategies, key=lambda n: strategies[n].get("ndcg@10", -1.0)) if strategies else None
+    """The arm with the best validation NDCG@10 (test figures never choose)."""
+    return max(strategies, key=lambda n: strategies[n]["valid"].get(SELECTION_METRIC, -1.0)) if strategies else None
 
 
 def profile_text(options, texts: list[str] | None) -> torch.Tensor | None:

@@ -8,9 +8,13 @@ base as it is (`no_update`). Ids are numbered in time order, so the catalogue on
 Scoring a window: the second half of each user's interactions in it are the targets, predicted from
 everything known before plus the first half (context, never trained on), over every item seen so far
 (items first seen in the window itself cannot be recommended by a model trained before it). Strategies
-are compared with retraining by a paired bootstrap over the (window, user) pairs of all windows. Forgetting: each base-period user's last base
-interaction is held out of all training (the probe); the probe's NDCG@10 on the old catalogue before
-any update minus after the last update is the strategy's forgetting (positive = it forgot).
+are compared with retraining by one joint paired bootstrap over the (window, user) pairs of all
+windows that resamples users as clusters, with Holm-adjusted p-values and Bonferroni-simultaneous
+intervals; the best strategy is chosen on validation NDCG@10; every arm trains under one budget.
+Forgetting: each base-period user's last base interaction is held out of all training and of all
+model selection (the probe; the base validates on each user's interaction before it); the probe's
+NDCG@10 on the old catalogue before any update minus after the last update is the strategy's
+forgetting (positive = it forgot).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from recsys_core.data.dataset import Dataset
 from recsys_core.data.splits import History, Split, chronological, time_windows
 from recsys_core.errors import ConfigError
 from recsys_core.eval.evaluator import evaluate
-from recsys_core.eval.significance import paired_bootstrap
+from recsys_core.eval.significance import compare_to_reference
 from recsys_core.experiments.common import (Arm, ArmData, ArmSpec, ExperimentOptions, Progress, holdout_last,
                                             pick_best, profile_text, score_arm, similar_users, train_arm,
                                             train_strategies)
@@ -120,35 +124,41 @@ def run_incremental(ds: Dataset, options: ExperimentOptions, windows: int = 3, b
     seed_everything(options.seed)
     ds = time_ordered(ds)
     base_frame, parts = time_windows(ds, base_frac, windows)
-    base_train, probe = holdout_last(base_frame)  # the probe never trains anyone: it measures forgetting
+    base_rest, probe = holdout_last(base_frame)  # the probe never trains or selects anything: it measures forgetting
     state = Incremental(options, device, progress or (lambda m: None), ds.users.ids, ds.items.ids,
                         ds.item_texts() if ds.item_table is not None else None)
-    base_split, probe_split = _base_splits(base_frame, probe, parts)
-    state.say(f"base: {options.family} on the first {base_frac:.0%} ({len(base_train):,} interactions); "
+    base_split, probe_split = _base_splits(base_rest, probe, parts)
+    state.say(f"base: {options.family} on the first {base_frac:.0%} ({len(base_split.train):,} interactions); "
               f"{windows} windows of about {len(parts[0]):,}")
     probe_before = _train_base(state, base_split, probe_split)
     per_window = [{"window": 1, "trained_on": "base period", "test_users": state.base_arm.test.metrics["n_users"],
                    "base": state.base_arm.figures()}]
-    known = base_split.train
+    known = pd.concat([base_split.train, base_split.valid], ignore_index=True)  # the probe stays out for good
     for t in range(1, windows):
         new = parts[t - 1][~parts[t - 1]["row"].isin(set(probe["row"]))]
         known = pd.concat([known, new], ignore_index=True)
         per_window.append(_update_window(state, t, known, new, parts[t]))
     protocol = {"name": "incremental", "windows": windows, "base_frac": base_frac, "model": options.family,
-                "base_interactions": int(len(base_train)), "probe_users": int(len(probe)),
+                "base_interactions": int(len(base_split.train)), "probe_users": int(len(probe)),
+                "selected_on": "valid",
                 "device": device_name(device), "description": __doc__.split("\n\n")[1].replace("\n", " ")}
     result = _incremental_result(state, protocol, per_window, probe_split, probe_before)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
 
-def _base_splits(base_frame: pd.DataFrame, probe: pd.DataFrame, parts: list[pd.DataFrame]) -> tuple[Split, Split]:
-    """The base's split (validated on the probe) and the probe split that measures forgetting on old items."""
-    base_split, _ = _window_split("incremental-base", base_frame[~base_frame["row"].isin(set(probe["row"]))],
-                                  base_frame.iloc[:0], parts[0])
-    base_split.valid = probe[probe["i"] < base_split.n_items].reset_index(drop=True)
-    probe_split = Split("probe", "each base user's last base-period interaction", base_split.n_users,
-                        base_split.n_items, base_split.train, base_split.valid, base_split.valid)
+def _base_splits(base_rest: pd.DataFrame, probe: pd.DataFrame, parts: list[pd.DataFrame]) -> tuple[Split, Split]:
+    """The base's split and the probe split that measures forgetting on old items.
+
+    The base validates on each user's interaction before the probe one, so the probe is never used to
+    select anything.
+    """
+    base_train, base_valid = holdout_last(base_rest)
+    base_split, _ = _window_split("incremental-base", base_train, base_train.iloc[:0], parts[0])
+    base_split.valid = base_valid[base_valid["i"] < base_split.n_items].reset_index(drop=True)
+    probe = probe[probe["i"] < base_split.n_items].reset_index(drop=True)
+    probe_split = Split("probe", "each base user's last base-period interaction (never trained on or selected with)",
+                        base_split.n_users, base_split.n_items, base_rest, probe, probe)
     return base_split, probe_split
 
 
@@ -156,8 +166,7 @@ def _train_base(state: Incremental, base_split: Split, probe_split: Split) -> fl
     """Train and score the base; every strategy starts from it. Returns its probe NDCG@10."""
     options, data = state.options, state.data(base_split)
     state.base_ids = (data.user_ids, data.item_ids)
-    state.base_arm = train_arm(ArmSpec("base", "scratch"), options.family, options.model, base_split, *state.base_ids,
-                               state.texts, options.trainer(), state.device, options.seed, state.say)
+    state.base_arm = train_arm(ArmSpec("base", "scratch"), options, data, state.device, state.say)
     score_arm(state.base_arm, base_split)
     state.current = {name: (state.base_arm.model, *state.base_ids) for name in options.strategies}
     return evaluate(OldCatalogue(state.base_arm.model, probe_split.n_items), probe_split, "valid").metrics["ndcg@10"]
@@ -171,16 +180,14 @@ def _window_references(state: Incremental, split: Split, known: pd.DataFrame, ne
     base_now, _ = initial_model(options.family, Base.from_model(state.base_arm.model, *state.base_ids), split.n_users,
                                 split.n_items, {}, data.user_ids, data.item_ids, state.texts)
     arms["no_update"] = Arm("no_update", base_now, 0.0, 0, state.base_arm.total_params)
-    arms["retrain"] = train_arm(ArmSpec("retrain", "scratch"), options.family, options.model, split, data.user_ids,
-                                data.item_ids, state.texts, options.trainer(), state.device, options.seed, state.say)
+    arms["retrain"] = train_arm(ArmSpec("retrain", "scratch"), options, data, state.device, state.say)
     old_users = known.loc[~known["row"].isin(set(new_rows)), "u"].unique()
     near = similar_users(split.train, new["u"].unique(), np.setdiff1d(old_users, new["u"].unique()),
                          split.n_items, options.similar_share,
                          profile_text(options, state.texts[: split.n_items] if state.texts else None))
     near_rows = np.concatenate([new_rows, split.train.loc[split.train["u"].isin(near), "row"].to_numpy()])
-    arms["similar_users"] = train_arm(ArmSpec("similar_users", "scratch", train_rows=near_rows), options.family,
-                                      options.model, split, data.user_ids, data.item_ids, state.texts,
-                                      options.trainer(), state.device, options.seed, state.say)
+    arms["similar_users"] = train_arm(ArmSpec("similar_users", "scratch", train_rows=near_rows), options, data,
+                                      state.device, state.say)
     return arms
 
 
@@ -199,8 +206,7 @@ def _update_window(state: Incremental, t: int, known: pd.DataFrame, new: pd.Data
         return ArmSpec(name, options.strategy_spec(name), Base.from_model(prev, prev_users, prev_items),
                        train_rows=new_rows, new_rows=new_rows)
 
-    updated, state.skipped = train_strategies(options, spec_for, data, options.trainer(tuned=True), state.device,
-                                              state.say, skip=state.skipped)
+    updated, state.skipped = train_strategies(options, spec_for, data, state.device, state.say, skip=state.skipped)
     for name, arm in updated.items():
         state.current[name] = (arm.model, data.user_ids, data.item_ids)
     arms.update(updated)
@@ -210,7 +216,7 @@ def _update_window(state: Incremental, t: int, known: pd.DataFrame, new: pd.Data
         score_arm(arm, split)
         row[name] = arm.figures()
         state.figures.setdefault(name, []).append(arm.figures())
-        state.results.setdefault(name, []).append(arm.test.per_user.assign(u=arm.test.per_user["u"] + t * 10_000_000))
+        state.results.setdefault(name, []).append(arm.test.per_user.assign(window=t + 1))
         state.finals[name] = arm.model
     return row
 
@@ -227,12 +233,17 @@ def _incremental_result(state: Incremental, protocol: dict, per_window: list[dic
     references = {n: _average(figures[n]) for n in ("retrain", "no_update", "similar_users")}
     result = {
         "protocol": protocol,
-        "base": {"seconds": round(state.base_arm.seconds, 2), "epochs": state.base_arm.epochs},
+        "base": {"seconds": round(state.base_arm.seconds, 2), "epochs_run": state.base_arm.epochs,
+                 "best_epoch": state.base_arm.best_epoch},
         "strategies": strategies,
         "references": references,
         "windows": per_window,
         "forgetting": {n: f["drop"] for n, f in forgetting.items()},
-        "vs_retrain": {n: pooled_versus(results[n], results["retrain"], options.seed) for n in results if n != "retrain"},
+        "reference": "retrain",
+        "selected_on": "valid",
+        "budget": options.budget(),
+        "vs_retrain": pooled_versus({n: r for n, r in results.items() if n != "retrain"}, results["retrain"],
+                                    options.seed),
         "forgetting_detail": forgetting,
         "skipped": state.skipped,
     }
@@ -243,16 +254,29 @@ def _incremental_result(state: Incremental, protocol: dict, per_window: list[dic
         result["best_vs_retrain"] = {
             "ndcg_ratio": round(strategies[best]["ndcg@10"] / max(retrain["ndcg@10"], 1e-12), 4),
             "time_ratio": round(strategies[best]["seconds"] / max(retrain["seconds"], 1e-12), 4),
-            "beats_no_update": strategies[best]["ndcg@10"] > references["no_update"]["ndcg@10"]}
+            "beats_no_update": strategies[best]["ndcg@10"] > references["no_update"]["ndcg@10"],
+            "significant": result["vs_retrain"].get(best, {}).get("significant", False)}
     return result
 
 
-def pooled_versus(a: list[pd.DataFrame], b: list[pd.DataFrame], seed: int = 0) -> dict:
-    """Paired bootstrap of NDCG@10 (a - b) over every (window, user) pair of all windows."""
-    fa, fb = pd.concat(a, ignore_index=True), pd.concat(b, ignore_index=True)
-    joined = fa[["u", "ndcg@10"]].merge(fb[["u", "ndcg@10"]], on="u", suffixes=("_a", "_b"))
-    out = paired_bootstrap(joined["ndcg@10_a"].to_numpy(), joined["ndcg@10_b"].to_numpy(), seed=seed)
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in out.items()}
+def pooled_versus(arms: dict[str, list[pd.DataFrame]], reference: list[pd.DataFrame], seed: int = 0) -> dict:
+    """Each arm minus the reference in NDCG@10 over every (window, user) pair of all windows.
+
+    One joint bootstrap resamples users as clusters (a user scored in several windows carries all of them),
+    with Holm-adjusted p-values and simultaneous intervals over the len(arms) comparisons.
+    """
+    ref = pd.concat(reference, ignore_index=True)[["window", "u", "ndcg@10"]]
+    keys = ref[["window", "u"]]
+    for frames in arms.values():
+        keys = pd.concat([keys, pd.concat(frames, ignore_index=True)[["window", "u"]]]).drop_duplicates()
+    keys = keys.sort_values(["window", "u"]).reset_index(drop=True)
+
+    def aligned(frames: list[pd.DataFrame]) -> np.ndarray:
+        frame = pd.concat(frames, ignore_index=True)[["window", "u", "ndcg@10"]]
+        return keys.merge(frame, on=["window", "u"], how="left")["ndcg@10"].fillna(0.0).to_numpy()
+
+    return compare_to_reference({n: aligned(f) for n, f in arms.items()}, aligned(reference),
+                                clusters=keys["u"].to_numpy(), seed=seed)
 
 
 def _average(rows: list[dict]) -> dict:
@@ -260,6 +284,10 @@ def _average(rows: list[dict]) -> dict:
     out = {}
     for key in rows[0]:
         values = [r[key] for r in rows]
-        out[key] = values[-1] if key in ("trainable_params", "total_params") else round(float(np.mean(values)), 6)
+        if isinstance(values[0], dict):
+            out[key] = _average(values) if values[0] else {}
+            out[key].pop("n_windows", None)
+        else:
+            out[key] = values[-1] if key in ("trainable_params", "total_params") else round(float(np.mean(values)), 6)
     out["n_windows"] = len(rows)
     return out

@@ -33,43 +33,88 @@ def list_experiments(root: str | Path | None = None) -> list[tuple[Path, dict]]:
     return out
 
 
+def comparisons(result: dict) -> dict[str, dict]:
+    """The arms' comparisons with the experiment's reference (vs_scratch or vs_retrain)."""
+    return result.get("vs_scratch") or result.get("vs_retrain") or {}
+
+
+def reference_name(result: dict) -> str:
+    return result.get("reference") or ("scratch" if "vs_scratch" in result else "retrain")
+
+
 def experiment_rows(result: dict) -> list[dict]:
-    """One row per strategy and reference: kind, name, NDCG@10, Recall@10, seconds, trainable parameters, extras."""
+    """One row per strategy and reference: validation and test NDCG@10, cost, and the corrected comparison."""
     rows = []
     forgetting = result.get("forgetting", {})
-    versus = result.get("vs_scratch") or result.get("vs_retrain") or {}
-    label = "vs_scratch" if "vs_scratch" in result else "vs_retrain"
+    versus = comparisons(result)
     for kind in ("strategies", "references"):
         for name, f in result.get(kind, {}).items():
             row = {"kind": "strategy" if kind == "strategies" else "reference", "name": name,
-                   "ndcg@10": f.get("ndcg@10"), "recall@10": f.get("recall@10"), "seconds": f.get("seconds"),
-                   "trainable_params": f.get("trainable_params")}
+                   "valid ndcg@10": (f.get("valid") or {}).get("ndcg@10"), "ndcg@10": f.get("ndcg@10"),
+                   "recall@10": f.get("recall@10"), "seconds": f.get("seconds"),
+                   "trainable_params": f.get("trainable_params"), "epochs_run": f.get("epochs_run"),
+                   "best_epoch": f.get("best_epoch")}
             if name in forgetting:
                 row["forgetting"] = forgetting[name]
             if name in versus:
                 v = versus[name]
-                row[label] = f"{v['diff']:+.4f} [{v['ci_low']:+.4f}, {v['ci_high']:+.4f}]"
+                row.update({"diff": v["diff"], "ci_low_adj": v.get("ci_low_adj"), "ci_high_adj": v.get("ci_high_adj"),
+                            "p": v.get("p", v.get("p_value")), "p_holm": v.get("p_holm"),
+                            "significant": v.get("significant")})
             rows.append(row)
     return rows
+
+
+def _names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def verdict(result: dict) -> str:
+    """One plain sentence of what the evidence supports, after correcting for the number of comparisons."""
+    ref, versus = reference_name(result), comparisons(result)
+    if not versus:
+        return "No comparison was made."
+    k = next(iter(versus.values())).get("comparisons", len(versus))
+    better = [n for n, v in versus.items() if v.get("significant") and v["diff"] > 0]
+    worse = [n for n, v in versus.items() if v.get("significant") and v["diff"] < 0]
+    parts = []
+    if better:
+        parts.append(f"{_names(better)} beat{'s' if len(better) == 1 else ''} {ref}")
+    if worse:
+        parts.append(f"{_names(worse)} {'is' if len(worse) == 1 else 'are'} worse than {ref}")
+    if not parts:
+        sentence = f"No arm is distinguishable from {ref} (no significant difference after correction for {k} comparisons)."
+    else:
+        sentence = "; ".join(parts) + f", significantly after correction for {k} comparisons (Holm, 95%)."
+        rest = [n for n in versus if n not in better + worse]
+        if rest:
+            sentence += f" {_names(rest)}: no significant difference."
+    best = result.get("best")
+    if best:
+        sentence += f" Best on validation: {best}."
+    return sentence
 
 
 def experiment_table(result: dict) -> str:
     proto = result["protocol"]
     lines = [f"{proto['name']} experiment, {proto.get('model')} on {result.get('data', '?')} "
-             f"({result.get('seconds', 0):.0f}s on {proto.get('device', '?')})"]
-    rows = experiment_rows(result)
-    extras = [e for e in ("forgetting", "vs_retrain", "vs_scratch") if any(e in r for r in rows)]
-    lines.append(f"{'':<10} {'name':<14} {'ndcg@10':>8} {'recall@10':>9} {'seconds':>8} {'trainable':>10}  "
-                 + "  ".join(extras))
-    for r in rows:
-        tail = "  ".join(f"{r[e]:+.4f}" if isinstance(r.get(e), float) else str(r.get(e, "")) for e in extras)
-        lines.append(f"{r['kind']:<10} {r['name']:<14} {r['ndcg@10']:>8.4f} {r['recall@10']:>9.4f} "
-                     f"{r['seconds']:>8.1f} {r['trainable_params']:>10,}  {tail}")
-    lines.append(f"best strategy: {result.get('best')}")
-    if "best_vs_retrain" in result:
-        b = result["best_vs_retrain"]
-        lines.append(f"  {b['ndcg_ratio']:.2f}x the NDCG@10 of retraining, in {b['time_ratio']:.2f}x its time; "
-                     f"beats no update: {b['beats_no_update']}")
+             f"({result.get('seconds', 0):.0f}s on {proto.get('device', '?')}); budget {result.get('budget', {})}"]
+    ref = reference_name(result)
+    lines.append(f"{'':<10} {'name':<14} {'valid':>7} {'test':>7} {'seconds':>8} {'trainable':>10} {'epochs':>6}  "
+                 f"vs {ref} (test ndcg@10, simultaneous 95% interval, Holm p)")
+    for r in experiment_rows(result):
+        valid = f"{r['valid ndcg@10']:.4f}" if r["valid ndcg@10"] is not None else "-"
+        tail = ""
+        if "diff" in r:
+            mark = "significant" if r["significant"] else "not significant"
+            tail = (f"{r['diff']:+.4f} [{r['ci_low_adj']:+.4f}, {r['ci_high_adj']:+.4f}] p_holm {r['p_holm']:.3f} "
+                    f"({mark})")
+        if "forgetting" in r:
+            tail += f"  forgetting {r['forgetting']:+.4f}"
+        lines.append(f"{r['kind']:<10} {r['name']:<14} {valid:>7} {r['ndcg@10']:>7.4f} {r['seconds']:>8.1f} "
+                     f"{r['trainable_params']:>10,} {r['epochs_run'] if r['epochs_run'] is not None else '-':>6}  {tail}")
+    lines.append(f"best strategy (chosen on validation NDCG@10): {result.get('best')}")
+    lines.append(verdict(result))
     for name, reason in result.get("skipped", {}).items():
         lines.append(f"skipped {name}: {reason}")
     return "\n".join(lines)
