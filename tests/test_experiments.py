@@ -164,3 +164,33 @@ def test_cross_catalogue_transfer_through_text(demo_genre_catalogues) -> None:
     assert r["protocol"]["shared_items"] == 0
     assert zero["ndcg@10"] > r["references"]["random"]["ndcg@10"]  # zero-shot knows something about a new catalogue
     assert max(f["ndcg@10"] for f in r["strategies"].values()) > scratch["ndcg@10"]
+
+
+def test_an_experiment_runs_as_a_background_job_with_live_per_arm_progress(tmp_path, monkeypatch) -> None:
+    import time
+
+    from recsys_core.data.source import DataSource
+    from recsys_core.experiments.job import ExperimentSpec, job_result, new_job
+    from recsys_core.experiments.report import verdict
+    from recsys_core.runs.launcher import live_status
+
+    monkeypatch.setenv("RECTUNE_RUNS_DIR", str(tmp_path / "runs"))
+    path = tmp_path / "inter.csv"
+    interleaved(40, 32, 14).to_csv(path, index=False)
+    spec = ExperimentSpec("incremental", DataSource(str(path)), "mf", strategies=("full", "incremental"), windows=2,
+                          train={"epochs": 2, "log_every": 1000}, device="cpu")
+    job = new_job(spec)
+    assert json.loads((job.path / "experiment.json").read_text()) == spec.to_json()
+    deadline = time.time() + 240
+    while live_status(job).get("state") in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.5)
+    assert live_status(job)["state"] == "finished", job.log_path.read_text()[-2000:]
+    events = job.read_metrics()
+    arms_seen = {e["arm"] for e in events if e["type"] == "arm_epoch"}
+    assert {"base", "retrain", "similar_users", "full", "incremental"} <= arms_seen
+    assert {e["arm"] for e in events if e["type"] == "arm_done"} >= arms_seen
+    result = job_result(job)
+    assert result["selected_on"] == "valid" and result["spec"] == spec.to_json()
+    assert list((tmp_path / "runs" / "experiments").glob("incremental-mf-*.json"))  # listed with the others
+    sentence = verdict(result)
+    assert "retrain" in sentence and "correction for 4 comparisons" in sentence

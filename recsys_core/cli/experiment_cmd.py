@@ -2,20 +2,23 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from recsys_core.bases import available_bases
 from recsys_core.cli.common import Progress, emit_json, source_from_args
-from recsys_core.data.source import load_source
-from recsys_core.errors import ConfigError
-from recsys_core.experiments.common import ExperimentOptions
-from recsys_core.experiments.incremental import run_incremental
+from recsys_core.errors import ConfigError, RecTuneError
+from recsys_core.experiments.common import STRATEGY_ORDER
+from recsys_core.experiments.job import ExperimentSpec, execute_job, run_experiment
 from recsys_core.experiments.report import experiment_table, save_experiment
-from recsys_core.experiments.transfer import run_transfer
 from recsys_core.runs.spec import load_config_file
+from recsys_core.storage.rundir import RunDir
 from recsys_core.strategies import STRATEGIES
 
 
-def options_from_args(args: argparse.Namespace) -> ExperimentOptions:
+def spec_from_args(args: argparse.Namespace) -> ExperimentSpec:
+    if not args.kind or not args.data:
+        raise RecTuneError("experiment needs KIND (transfer or incremental) and --data DATA, "
+                           "or --job-dir DIR holding an experiment.json")
     file_cfg = load_config_file(args.config) if args.config else {}
     if "tune" in file_cfg:
         raise ConfigError("every arm of an experiment trains under one budget: put training settings in the "
@@ -23,27 +26,29 @@ def options_from_args(args: argparse.Namespace) -> ExperimentOptions:
     train = dict(file_cfg.get("train", {}))
     if args.epochs is not None:
         train["epochs"] = args.epochs
-    options = ExperimentOptions(family=args.model, model=file_cfg.get("model", {}), train=train,
-                                strategy_options=file_cfg.get("strategies", {}),
-                                seed=args.seed, device=args.device, similar_by=args.similar_by)
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip()) if args.strategies else None
-    if strategies:
-        options.strategies = strategies
-    return options
+    return ExperimentSpec(args.kind, source_from_args(args, args.data), args.model,
+                          strategies=strategies or STRATEGY_ORDER, shots=args.shots, windows=args.windows, train=train,
+                          model=file_cfg.get("model", {}), strategy_options=file_cfg.get("strategies", {}),
+                          similar_by=args.similar_by, seed=args.seed, device=args.device)
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     progress = Progress(not args.quiet)
-    options = options_from_args(args)
-    ds = load_source(source_from_args(args, args.data))
-    progress(f"{ds.name}: {len(ds):,} interactions, {ds.n_users:,} users, {ds.n_items:,} items")
-    if args.kind == "transfer":
-        result = run_transfer(ds, options, shots=args.shots, progress=progress)
+    if args.job_dir and not args.kind:
+        job = RunDir(args.job_dir)
+        progress(f"running the experiment saved in {job.path}")
+        result = execute_job(job, progress)
+        if result is None:
+            print(f"stopped: {job.path}", file=sys.stderr)
+            return 0
+    elif args.job_dir:
+        result = execute_job(spec_from_args(args).save(args.job_dir), progress)
+        if result is None:
+            return 0
     else:
-        result = run_incremental(ds, options, windows=args.windows, progress=progress)
-    result["data"], result["dataset"] = args.data, ds.name
-    path = save_experiment(result, args.out)
-    progress(f"saved {path}")
+        result = run_experiment(spec_from_args(args), progress)
+        progress(f"saved {save_experiment(result, args.out)}")
     if args.json:
         emit_json(result)
     else:

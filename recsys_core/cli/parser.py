@@ -93,20 +93,23 @@ def _run_parsers(sub) -> None:
 
 def _experiment_parsers(sub) -> None:
     exp = sub.add_parser("experiment", help="compare fine-tuning strategies: transfer to new users, or incremental updates")
-    exp.add_argument("kind", choices=["transfer", "incremental"])
-    exp.add_argument("--data", metavar="DATA", required=True)
+    exp.add_argument("kind", nargs="?", choices=["transfer", "incremental"],
+                     help="which experiment (omit with --job-dir DIR to run the experiment.json saved there)")
+    exp.add_argument("--data", metavar="DATA")
     exp.add_argument("--model", default="sasrec", help="a trainable family: mf, ncf, sasrec, two_tower, text_ctr")
     exp.add_argument("--shots", type=int, default=10, help="transfer: interactions each new user gives for fine-tuning")
     exp.add_argument("--windows", type=int, default=3, help="incremental: windows the last 40%% of time is cut into")
     exp.add_argument("--strategies", help="comma-separated subset of full,frozen,partial,lora,incremental")
     exp.add_argument("--epochs", type=int, help="maximum epochs of every training (early stopping still applies)")
-    exp.add_argument("--config", metavar="FILE", help="JSON with model, train, tune (fine-tuning arms) and strategies "
-                                                     "(per-strategy options) sections")
+    exp.add_argument("--config", metavar="FILE", help="JSON with model, train (the one budget of every arm) and "
+                                                     "strategies (per-strategy options) sections")
     exp.add_argument("--similar-by", default="interactions", choices=["interactions", "text"],
                      help="how the similar_users reference matches users: interaction or item-text profiles")
     exp.add_argument("--device", default="auto")
     exp.add_argument("--seed", type=int, default=0)
     exp.add_argument("--out", metavar="DIR", help="where the result JSON is saved (default runs/experiments)")
+    exp.add_argument("--job-dir", metavar="DIR", help="run as a job: status, per-arm progress and result.json in DIR "
+                                                      "(alone: run the experiment.json DIR holds, as the studio does)")
     add_data_options(exp)
     exp.add_argument("--json", action="store_true")
     exp.set_defaults(handler="experiment_cmd:cmd_experiment")

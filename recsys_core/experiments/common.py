@@ -12,7 +12,7 @@ import torch
 
 from recsys_core.bases import NONE, Base
 from recsys_core.data.splits import Split, chronological
-from recsys_core.errors import ConfigError
+from recsys_core.errors import ConfigError, RecTuneError
 from recsys_core.eval.evaluator import EvalResult, evaluate
 from recsys_core.eval.significance import compare_to_reference
 from recsys_core.models.neural import NeuralRecommender
@@ -32,6 +32,10 @@ STRATEGY_ORDER = ("full", "frozen", "partial", "lora", "incremental")
 # Bonferroni-simultaneous 95% intervals from one joint paired bootstrap over users.
 BUDGET_KEYS = ("epochs", "patience", "min_epochs", "eval_every")
 SELECTION_METRIC = "ndcg@10"
+
+
+class ExperimentStopped(RecTuneError):
+    """A stop was requested while the experiment ran; its partial figures are not reported."""
 
 
 @dataclass
@@ -143,6 +147,8 @@ def train_arm(spec: ArmSpec, options: "ExperimentOptions", data: ArmData, device
     trained = train_prepared(prepared, data.split, budget, device, data.item_texts, callbacks=callbacks,
                              should_stop=options.should_stop, train_rows=spec.train_rows)
     outcome = trained.outcome
+    if options.should_stop is not None and options.should_stop():
+        raise ExperimentStopped(f"stopped while training {spec.name}")
     seconds = time.perf_counter() - start
     arm = Arm(spec.name, trained.model, seconds, prepared.params["trainable_params"], prepared.params["total_params"],
               notes=prepared.notes, epochs=outcome.epochs, best_epoch=outcome.best_epoch)

@@ -45,21 +45,31 @@ def launch(train_args: Sequence[str], run_dir: str | Path | None = None, family:
     With a run directory already holding a saved RunSpec and no ARGS, the worker runs exactly that spec.
     """
     run = RunDir(run_dir or runs_root() / new_run_id(family))
-    run.path.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "recsys_core", "train", *train_args, "--run-dir", str(run.path)]
-    log = open(run.log_path, "ab")
+    spawn(["train", *train_args, "--run-dir", str(run.path)], run, env)
+    if run.exists():
+        RunIndex(run.path.parent).upsert(run)  # listed (queued) at once, before its worker has started
+    return run
+
+
+def spawn(rectune_args: Sequence[str], job: RunDir, env: dict | None = None) -> int:
+    """Start `rectune ARGS` as a worker in its own session, logging to the job's worker.log; returns its pid.
+
+    The job directory gets a 'queued' status naming the pid at once, so readers can tell a worker that
+    never started from one that is starting.
+    """
+    job.path.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "recsys_core", *rectune_args]
+    log = open(job.log_path, "ab")
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_root()), child_env.get("PYTHONPATH")]))
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, env=child_env, cwd=os.getcwd())
     log.close()
-    if not run.status_path.exists():
-        run.write_status("queued", pid=proc.pid, command=cmd)
-    if run.exists():
-        RunIndex(run.path.parent).upsert(run)  # listed (queued) at once, before its worker has started
+    if not job.status_path.exists():
+        job.write_status("queued", pid=proc.pid, command=cmd)
     # Reap the child when it ends so it never lingers as a zombie that looks alive.
     threading.Thread(target=proc.wait, daemon=True).start()
-    return run
+    return proc.pid
 
 
 def worker_gone(run: RunDir, status: dict) -> bool:
@@ -75,9 +85,10 @@ def worker_gone(run: RunDir, status: dict) -> bool:
 
 
 def _interrupted(run: RunDir, status: dict) -> dict:
+    again = (f"resume with: rectune train --resume {run.path}" if run.exists()
+             else "start it again (its spec is kept in the job directory)")
     return {**status, "state": "interrupted",
-            "error": f"the training worker (pid {status.get('pid')}) ended without finishing (killed or crashed); "
-                     f"resume with: rectune train --resume {run.path}"}
+            "error": f"the worker (pid {status.get('pid')}) ended without finishing (killed or crashed); {again}"}
 
 
 def live_status(run: RunDir) -> dict:
