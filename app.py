@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/experiments.py", title="Experiments", icon=":material/science:"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
 ]
 

@@ -19,7 +19,7 @@ from bench.common import machine, write_section  # noqa: E402
 from recsys_core.runs.execute import execute_run  # noqa: E402
 from recsys_core.runs.spec import RunSpec  # noqa: E402
 
-FAMILIES = ["pop", "itemknn", "ease", "mf", "ncf", "two_tower", "sasrec", "text_ctr"]
+FAMILIES = ["pop", "itemknn", "ease", "ease+fold_in", "mf", "ncf", "two_tower", "sasrec", "text_ctr"]
 
 
 def main() -> int:
@@ -34,7 +34,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.families.split(","):
             t0 = time.perf_counter()
-            spec = RunSpec.create(args.data, family, device=args.device)
+            name, _, option = family.partition("+")  # e.g. ease+fold_in: EASE given the prediction-time history
+            spec = RunSpec.create(args.data, name, model={option: True} if option else None, device=args.device)
             res = execute_run(spec.save(Path(tmp) / family),
                               progress=lambda m, f=family: print(f"[{f}] {m}", file=sys.stderr, flush=True))
             ev = res.run.read_eval() or {}

@@ -20,5 +20,7 @@ st.markdown(
     "3. **Train** — start a job, watch its loss and validation curves live, stop it when you like.\n"
     "4. **Recommendations** — a user's history, top-K with hits and reasons, beside the base model's.\n"
     "5. **Compare** — runs side by side, by segment, with paired intervals; the experiments' tables.\n"
-    "6. **Learn** — what each strategy freezes and trains, drawn on a real model, with your own results."
+    "6. **Experiments** — is it worth it? Start a transfer or incremental experiment, watch every arm train, "
+    "and read the answer with corrected intervals.\n"
+    "7. **Learn** — what each strategy freezes and trains, drawn on a real model, with your own results."
 )

@@ -11,7 +11,7 @@ from recsys_core.errors import DataError
 from tests.conftest import ROOT, make_interactions
 
 PAGES = ["pages/home.py", "pages/data.py", "pages/setup.py", "pages/train.py", "pages/recommendations.py",
-         "pages/compare.py", "pages/learn.py"]
+         "pages/compare.py", "pages/experiments.py", "pages/learn.py"]
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +137,17 @@ def test_invalid_upload_shows_the_error_not_a_traceback(app: AppTest, tmp_path) 
     _page(app, "pages/data.py")
     app.radio(key="data.source").set_value("Upload a file").run()
     assert not app.exception
+
+
+def test_experiments_page_reads_a_result_with_its_verdict(app: AppTest, studio_runs) -> None:
+    from tests.test_app_results import corrected_result
+
+    (studio_runs / "experiments" / "transfer-sasrec-2.json").write_text(json.dumps(corrected_result()))
+    app.query_params["exp"] = "transfer-sasrec-2"
+    _page(app, "pages/experiments.py")
+    assert not app.exception
+    shown = " ".join(i.value for i in app.info)
+    assert "lora beats scratch, significantly after correction for 3 comparisons" in shown
+    assert "frozen and no_update: no significant difference" in shown
+    assert "Best on validation: lora" in shown
+    assert len(app.get("plotly_chart")) >= 2  # the forest plot and the cost chart

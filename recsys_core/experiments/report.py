@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from recsys_core.storage.atomic import atomic_write_json, read_json
 from recsys_core.storage.rundir import runs_root
 
@@ -118,3 +120,22 @@ def experiment_table(result: dict) -> str:
     for name, reason in result.get("skipped", {}).items():
         lines.append(f"skipped {name}: {reason}")
     return "\n".join(lines)
+
+
+def forest_frame(result: dict) -> pd.DataFrame:
+    """One row per arm compared with the reference: difference, simultaneous interval, significance."""
+    rows = [{"arm": name, "diff": v["diff"], "low": v.get("ci_low_adj", v["ci_low"]),
+             "high": v.get("ci_high_adj", v["ci_high"]), "p_holm": v.get("p_holm"),
+             "significant": "significant" if v.get("significant") else "not significant"}
+            for name, v in comparisons(result).items()]
+    return pd.DataFrame(rows, columns=["arm", "diff", "low", "high", "p_holm", "significant"])
+
+
+def window_frame(result: dict) -> pd.DataFrame:
+    """Test NDCG@10 of every arm in every scored window (incremental experiments)."""
+    rows = []
+    for window in result.get("windows", []):
+        for name, figures in window.items():
+            if isinstance(figures, dict) and "ndcg@10" in figures:
+                rows.append({"window": window["window"], "arm": name, "ndcg@10": figures["ndcg@10"]})
+    return pd.DataFrame(rows, columns=["window", "arm", "ndcg@10"])

@@ -202,3 +202,33 @@ def _flow(studio, page, tmp_path) -> None:
                                timeout=30_000)  # every page keeps the active run in the URL
         assert page.locator('[data-testid="stException"]').count() == 0
         _shot(page, name)
+
+    _experiment_flow(page)
+
+
+def _experiment_flow(page) -> None:
+    """Experiments: start a small one on the active data, reload mid-run, re-attach, read the answer."""
+    _nav(page, "Experiments")
+    page.get_by_text("Time moves on").click()
+    _settle(page)
+    page.get_by_role("combobox", name="Model family").click()
+    page.get_by_role("option", name="mf", exact=True).click()
+    _settle(page)
+    for label, value in (("max epochs", "60"), ("patience", "0")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        _settle(page)
+    page.get_by_role("button", name="Start experiment").click()
+    page.get_by_text(re.compile(r"Running · \d+ arms done")).first.wait_for(timeout=120_000)
+    exp_id = re.search(r"exp=([\w-]+)", page.url).group(1)
+    _shot(page, "experiments-running")
+    page.reload()
+    page.get_by_text(re.compile(r"Running · \d+ arms done|Answer")).first.wait_for(timeout=60_000)
+    assert exp_id in page.url  # the reload re-attached to the same experiment
+    page.get_by_text("Answer", exact=True).wait_for(timeout=300_000)
+    _settle(page)
+    page.get_by_text(re.compile(r"simultaneous 95% intervals")).first.wait_for()  # the forest plot's title
+    assert page.get_by_text(re.compile(r"comparisons")).count() > 0  # the verdict names the correction
+    assert page.locator('[data-testid="stException"]').count() == 0
+    _shot(page, "experiments")
