@@ -31,32 +31,33 @@ def write_section(name: str, body: str) -> None:
 
 
 def experiment_markdown(result: dict, command: str) -> str:
-    """A results section for an experiment: its table, the best strategy's verdict and the wall time."""
-    from recsys_core.experiments.report import experiment_rows
+    """A results section for an experiment: the verdict, the one budget, the table with corrected intervals."""
+    from recsys_core.experiments.report import experiment_rows, reference_name, verdict
 
-    proto = result["protocol"]
-    rows = experiment_rows(result)
-    extras = [e for e in ("forgetting", "vs_retrain", "vs_scratch") if any(e in r for r in rows)]
-    labels = {"forgetting": "forgetting (probe NDCG@10 drop)", "vs_retrain": "vs retrain: NDCG@10 diff [95% CI]",
-              "vs_scratch": "vs scratch: NDCG@10 diff [95% CI]"}
-    lines = [f"Command: `{command}` on {proto.get('device', '?')} ({machine()}); "
-             f"the whole experiment took **{result['seconds'] / 60:.1f} min** (base pretraining "
-             f"{result['base']['seconds']:.0f} s).", "",
-             "| | arm | NDCG@10 | Recall@10 | seconds | trainable params | " + " | ".join(labels[e] for e in extras) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(extras)]
-    for r in rows:
-        tail = " | ".join(f"{r[e]:+.4f}" if isinstance(r.get(e), float) else str(r.get(e, "")) for e in extras)
+    proto, budget, ref = result["protocol"], result.get("budget", {}), reference_name(result)
+    lines = [f"Command: `{command}` on {proto.get('device', '?')} ({machine()}); the whole experiment took "
+             f"**{result['seconds'] / 60:.1f} min** (base pretraining {result['base']['seconds']:.0f} s). "
+             f"One budget for every arm: {budget}. Winner chosen on {result.get('selected_on')}.", "",
+             f"**Verdict:** {verdict(result)}", "",
+             f"| | arm | valid NDCG@10 | test NDCG@10 | Recall@10 | seconds | trainable params | epochs (best) | "
+             f"vs {ref}: diff [simultaneous 95% CI] | p (Holm) |" + (" forgetting |" if "forgetting" in result else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if "forgetting" in result else "")]
+    for r in experiment_rows(result):
         name = f"**{r['name']}**" if r["name"] == result.get("best") else r["name"]
-        lines.append(f"| {r['kind']} | {name} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['seconds']:.1f} | "
-                     f"{r['trainable_params']:,} | {tail} |")
-    if "best_vs_retrain" in result:
-        b = result["best_vs_retrain"]
-        lines += ["", f"Best strategy **{result['best']}**: {b['ndcg_ratio']:.3f}x the NDCG@10 of retraining from "
-                      f"scratch on everything, in {b['time_ratio']:.3f}x its wall time; beats not updating: "
-                      f"{b['beats_no_update']}."]
+        versus = (f"{r['diff']:+.4f} [{r['ci_low_adj']:+.4f}, {r['ci_high_adj']:+.4f}]" + (" *" if r["significant"] else "")
+                  if "diff" in r else "reference" if r["name"] == ref else "")
+        p = f"{r['p']:.3f} ({r['p_holm']:.3f})" if "diff" in r else ""
+        valid = f"{r['valid ndcg@10']:.4f}" if r["valid ndcg@10"] is not None else "-"
+        forget = f" {r['forgetting']:+.4f} |" if "forgetting" in result and "forgetting" in r else (
+            " |" if "forgetting" in result else "")
+        lines.append(f"| {r['kind']} | {name} | {valid} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | "
+                     f"{r['seconds']:.1f} | {r['trainable_params']:,} | {r['epochs_run']} ({r['best_epoch']}) | "
+                     f"{versus} | {p} |{forget}")
+    lines += ["", "\\* significant after Holm's correction; intervals are Bonferroni-simultaneous over the "
+                  f"{len(result.get('vs_scratch') or result.get('vs_retrain') or {})} comparisons; **bold**: best on validation."]
     if result.get("windows"):
         names = [n for n in [*result["strategies"], *result["references"]]]
-        lines += ["", "Per-window NDCG@10 (window 1 is scored by the base before any update):", "",
+        lines += ["", "Per-window test NDCG@10 (window 1 is scored by the base before any update):", "",
                   "| window | test users | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
         for w in result["windows"]:
             cells = [f"{w[n]['ndcg@10']:.4f}" if n in w else (f"{w['base']['ndcg@10']:.4f}" if "base" in w else "")
@@ -98,5 +99,7 @@ def experiment_bench(kind: str, count_flag: str, count_default: int, doc: str) -
     if args.json:
         print(json.dumps(result))
     if not args.no_write:
-        write_section(f"{kind}-{proto['model']}", experiment_markdown(result, command))
+        dataset = "demo" if result.get("dataset") == "demo" else "xwines" if "XWines" in str(result.get("data")) else \
+            Path(str(result.get("data"))).stem
+        write_section(f"{kind}-{proto['model']}-{dataset}", experiment_markdown(result, command))
     return 0

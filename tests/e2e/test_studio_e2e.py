@@ -66,6 +66,16 @@ def start_studio(tmp: Path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+        _stop_workers(tmp / "runs")
+
+
+def _stop_workers(root: Path) -> None:
+    """Workers run in their own sessions; a test that ends early must not leave them training."""
+    from recsys_core.runs.launcher import stop
+    from recsys_core.storage.rundir import RunDir
+
+    for status in root.rglob("status.json"):
+        stop(RunDir(status.parent), grace=5)
 
 
 @pytest.fixture(scope="module")
