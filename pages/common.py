@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -198,12 +197,3 @@ def sidebar(ds: Dataset) -> None:
 
 def pretty_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, default=str)
-
-
-def project_path(path: str | Path) -> str:
-    """A path shown relative to the working folder when it is inside it (shorter commands)."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(p)

@@ -37,8 +37,6 @@ from recsys_core.experiments.common import (Arm, ArmData, ArmSpec, ExperimentOpt
 from recsys_core.models import family_class, trainable_families
 from recsys_core.train.device import device_name, pick_device, seed_everything
 
-INCREMENTAL_STRATEGIES = ("full", "frozen", "partial", "lora", "incremental")
-
 
 def time_ordered(ds: Dataset) -> Dataset:
     """The same data with users and items numbered in order of first appearance in time."""

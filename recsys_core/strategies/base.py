@@ -127,9 +127,6 @@ def set_trainable(model: NeuralRecommender, trains: Callable[[LayerGroup | None]
         p.requires_grad_(trains(group_of(name, groups)))
 
 
-def trainable_groups(model: NeuralRecommender) -> list[dict]:
-    return [{"params": [p for p in model.parameters() if p.requires_grad]}]
-
 
 def parameter_report(model: NeuralRecommender, optimizer: str = "adam", adapter_prefix: str | None = None) -> dict:
     """Per layer group: parameters, how many train, and what training them costs in memory.
