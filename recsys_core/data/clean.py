@@ -43,6 +43,37 @@ class CleaningStep:
         return {**asdict(self), "removed": self.removed}
 
 
+def pair_codes(frame: pd.DataFrame) -> np.ndarray:
+    """One int64 per (user, item) pair, so repeats are found by hashing one integer column, not two of text."""
+    user, item = (_codes(frame[c]) for c in ("user", "item"))
+    return user * (int(item.max(initial=0)) + 1) + item
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy().astype(np.int64)
+    return pd.factorize(column)[0].astype(np.int64)
+
+
+def repeated_pairs(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose (user, item) pair occurs more than once (every occurrence)."""
+    return pd.Series(pair_codes(frame)).duplicated(keep=False).to_numpy()
+
+
+def _dedupe(frame: pd.DataFrame, keep: str, has_timestamp: bool) -> pd.DataFrame:
+    """One row per (user, item); only the rows of repeated pairs are sorted, which is few in real logs."""
+    repeated = repeated_pairs(frame)
+    if not repeated.any():
+        return frame
+    rows = frame[repeated].assign(_pos=np.flatnonzero(repeated))
+    # 'Last' means latest in time, then latest in the file: the stable sort keeps file order on ties.
+    ordered = rows.sort_values(["timestamp", "row"], kind="stable") if has_timestamp else rows
+    kept = ordered.drop_duplicates(["user", "item"], keep=keep)["_pos"].to_numpy()
+    mask = ~repeated
+    mask[kept] = True
+    return frame[mask]
+
+
 def clean(frame: pd.DataFrame, invalid: np.ndarray, options: CleaningOptions, has_timestamp: bool) -> tuple[pd.DataFrame, list[CleaningStep]]:
     """Apply the cleaning steps in a fixed order and report each one, including those that removed nothing."""
     steps: list[CleaningStep] = []
@@ -57,10 +88,8 @@ def clean(frame: pd.DataFrame, invalid: np.ndarray, options: CleaningOptions, ha
     if options.min_rating is not None:
         out = record("min_rating", f"rating below {options.min_rating:g}", out, out[out["rating"] >= options.min_rating])
     if options.dedupe != "none":
-        # 'Last' means latest in time, then latest in the file: the stable sort keeps file order on ties.
-        ordered = out.sort_values(["timestamp", "row"], kind="stable") if has_timestamp else out
-        kept = ordered.drop_duplicates(["user", "item"], keep=options.dedupe).sort_values("row", kind="stable")
-        out = record("dedupe", f"repeated (user, item) pair, kept the {options.dedupe}", out, kept)
+        out = record("dedupe", f"repeated (user, item) pair, kept the {options.dedupe}", out,
+                     _dedupe(out, options.dedupe, has_timestamp))
     if options.min_user_interactions > 1:
         counts = out.groupby("user")["item"].transform("size")
         out = record("min_user_interactions", f"user with fewer than {options.min_user_interactions} interactions",

@@ -10,7 +10,7 @@ import pandas as pd
 
 from recsys_core.data.clean import CleaningOptions, CleaningStep, clean
 from recsys_core.data.idmap import IdMap
-from recsys_core.data.io import RawTable, read_table
+from recsys_core.data.io import RawTable, is_parquet_folder, read_table
 from recsys_core.data.schema import ColumnMapping, infer_mapping, parse_columns_option, role_of
 from recsys_core.data.validate import Issue, check_usable, typed_interactions, warnings_for
 from recsys_core.errors import DataError
@@ -91,8 +91,6 @@ class Dataset:
                    users: IdMap | None = None, items: IdMap | None = None) -> "Dataset":
         """Build from a frame with columns user, item[, rating, timestamp]; id maps grow if given."""
         frame = frame.copy()
-        frame["user"] = frame["user"].astype(str)
-        frame["item"] = frame["item"].astype(str)
         if has_rating is None:
             has_rating = "rating" in frame
         if has_timestamp is None:
@@ -105,10 +103,11 @@ class Dataset:
             frame["row"] = np.arange(len(frame), dtype=np.int64)
         users = users.copy() if users is not None else IdMap(kind="user")
         items = items.copy() if items is not None else IdMap(kind="item")
-        users.add(frame["user"].tolist())
-        items.add(frame["item"].tolist())
-        frame["u"] = users.indices(frame["user"].tolist())
-        frame["i"] = items.indices(frame["item"].tolist())
+        frame["u"] = users.encode(frame["user"])
+        frame["i"] = items.encode(frame["item"])
+        # raw ids as categoricals coded by the dense index: strings for every reader, ints in memory
+        frame["user"] = users.categorical(frame["u"].to_numpy())
+        frame["item"] = items.categorical(frame["i"].to_numpy())
         frame = frame[["user", "item", "rating", "timestamp", "row", "u", "i"]].reset_index(drop=True)
         return cls(name, frame, users, items, bool(has_rating), bool(has_timestamp), item_table)
 
@@ -132,6 +131,8 @@ def resolve_data_path(data: str | Path) -> tuple[Path, Path | None]:
         if inter:
             item = sorted(path.glob("*.item"))
             return inter[0], item[0] if item else None
+        if is_parquet_folder(path):
+            return path, None
         raise DataError(f"{path}: folder has no ratings.csv (or interactions.csv, ratings.dat, *.inter)")
     return path, None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from recsys_core.errors import UnknownIdError
 
@@ -36,6 +37,28 @@ class IdMap:
                 self._ids.append(key)
                 added += 1
         return added
+
+    def encode(self, values: pd.Series) -> np.ndarray:
+        """Add the ids not seen before (in order of first appearance) and return every value's index.
+
+        Work is per distinct id, not per row: a categorical column of millions of rows costs one pass
+        over its codes.
+        """
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy()
+            distinct = values.cat.categories.astype(str)
+        else:
+            codes, distinct = pd.factorize(values.astype(str))
+        if (codes < 0).any():
+            raise UnknownIdError(f"{int((codes < 0).sum())} {self.kind} id(s) are missing")
+        first_seen = pd.unique(codes)  # distinct codes in order of first appearance
+        self.add(distinct[first_seen].tolist())
+        lookup = np.fromiter((self._index.get(str(r), -1) for r in distinct), dtype=np.int64, count=len(distinct))
+        return lookup[codes]
+
+    def categorical(self, indices: np.ndarray) -> pd.Categorical:
+        """Raw ids of `indices` as a categorical whose codes are the indices themselves (cheap for millions)."""
+        return pd.Categorical.from_codes(np.asarray(indices), categories=pd.Index(self._ids, dtype="str"))
 
     def index(self, raw: object) -> int:
         key = str(raw)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys_core.data import fastcsv
 from recsys_core.data.schema import looks_like_role_name
 from recsys_core.errors import DataError
 
@@ -55,6 +56,11 @@ class RawTable:
         return f"row {row + 1}"
 
 
+def is_parquet_folder(path: Path) -> bool:
+    """A folder holding Parquet files (at any depth, as hive partitions lay them out) and no ratings file."""
+    return path.is_dir() and next(path.rglob("*.parquet"), None) is not None
+
+
 def parse_separator(sep: str | None) -> str | None:
     if sep is None:
         return None
@@ -69,7 +75,10 @@ def read_table(path: str | Path, sep: str | None = None, header: bool | None = N
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
-        raise DataError(f"{path}: is a folder; give a file, or a MovieLens-style folder with ratings.csv")
+        if is_parquet_folder(path):
+            return _read_parquet(path)
+        raise DataError(f"{path}: is a folder; give a file, a folder of Parquet files, "
+                        "or a MovieLens-style folder with ratings.csv")
     size = path.stat().st_size
     if size == 0:
         raise DataError(f"{name}: the file is empty (0 bytes)")
@@ -146,14 +155,17 @@ def _decode(name: str, raw: bytes) -> tuple[str, str]:
 
 
 def _read_parquet(path: Path) -> RawTable:
-    import pyarrow.parquet as pq  # pyarrow costs a noticeable import; only Parquet files need it
+    """One Parquet file, or a folder of them (hive partitions become columns), read fragment by fragment."""
+    import pyarrow.dataset as pads  # pyarrow costs a noticeable import; only Parquet files need it
 
     try:
-        table = pq.read_table(path)
+        dataset = pads.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
+        table = dataset.to_table()
     except Exception as exc:
         raise DataError(f"{path.name}: not a readable Parquet file ({_first_line(exc)})") from None
-    frame = table.to_pandas()
-    return RawTable(_as_text(frame), path, "parquet", header=True)
+    if table.num_rows == 0:
+        raise DataError(f"{path.name}: the Parquet data has no rows")
+    return RawTable(fastcsv.text_frame(table), path, "parquet", header=True)
 
 
 def _read_jsonl(path: Path, head: bytes) -> RawTable:
@@ -182,7 +194,7 @@ def _read_jsonl(path: Path, head: bytes) -> RawTable:
     if not records:
         raise DataError(f"{path.name}: the file has no records")
     frame = pd.DataFrame.from_records(records)
-    return RawTable(_as_text(frame), path, "jsonl", header=True, encoding=enc)
+    return RawTable(_as_text(frame).astype("str"), path, "jsonl", header=True, encoding=enc)
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -253,12 +265,21 @@ def _detect_header(rows: list[list[str]]) -> bool:
     return False
 
 
-def _read_delimited(path: Path, head: bytes, sep: str | None, header: bool | None, is_inter: bool) -> RawTable:
-    name = path.name
-    _check_binary(name, head)
-    text, enc = _decode(name, path.read_bytes())
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = [ln for ln in text.split("\n")[:200] if ln.strip()]
+def _head_text(name: str, head: bytes, complete: bool) -> str | None:
+    """The sniffed head as UTF-8 text (a cut multi-byte character at the end is dropped); None if not UTF-8."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None
+    if not complete:
+        head = head[: head.rfind(b"\n") + 1] or head
+    try:
+        return head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+
+
+def _sniff(name: str, text: str, sep: str | None, header: bool | None, is_inter: bool) -> tuple:
+    """Separator, header and the first rows split, from the first lines of the file."""
+    lines = [ln for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[:200] if ln.strip()]
     if not lines:
         raise DataError(f"{name}: the file has no data (only blank lines)")
     notes = []
@@ -274,6 +295,57 @@ def _read_delimited(path: Path, head: bytes, sep: str | None, header: bool | Non
     if header is None:
         header = True if is_inter else _detect_header(sample_rows)
         notes.append("header row detected" if header else "no header row detected; columns named by position")
+    return sep, bool(header), sample_rows, lines, notes
+
+
+def _header_names(name: str, first_row: list[str], header: bool, is_inter: bool) -> list[str]:
+    if not header:
+        return [str(j) for j in range(len(first_row))]
+    # pandas renames repeated names ('item.1'), so check the header line as written
+    cols = [c.strip() for c in first_row]
+    if is_inter:  # RecBole atomic files name columns like 'user_id:token'
+        cols = [c.split(":", 1)[0] for c in cols]
+    if "" in cols:
+        raise DataError(f"{name}: the header has an empty column name (column {cols.index('') + 1}); "
+                        "name every column, or remove the header row and map columns by position")
+    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    if dupes:
+        raise DataError(f"{name}: the header names column {dupes[0][:80]!r} more than once")
+    return cols
+
+
+def _read_delimited(path: Path, head: bytes, sep: str | None, header: bool | None, is_inter: bool) -> RawTable:
+    name = path.name
+    _check_binary(name, head)
+    size = path.stat().st_size
+    text = _head_text(name, head, complete=size <= len(head))
+    if text is not None and text.strip():
+        sep, header, sample_rows, lines, notes = _sniff(name, text, sep, header, is_inter)
+        starts_at_top = bool(text.lstrip("\ufeff")[:1].strip())  # no blank lines before the first row
+        if starts_at_top and fastcsv.can_read_fast(sep, lines):
+            names = _header_names(name, sample_rows[0], header, is_inter)
+            try:
+                frame = fastcsv.read_delimited(path, sep, names, skip_rows=1 if header else 0)
+            except fastcsv.Declined as why:
+                if size > fastcsv.ROW_WISE_LIMIT_BYTES:
+                    raise DataError(f"{name}: could not read the file as a table ({why.reason})") from None
+            else:
+                if frame.empty:
+                    raise DataError(f"{name}: the file has a header but no data rows")
+                return RawTable(frame, path, "inter" if is_inter else "csv", header=header, sep=sep,
+                                notes=notes, first_data_line=2 if header else 1)
+    if size > fastcsv.ROW_WISE_LIMIT_BYTES:
+        raise DataError(f"{name}: {size / 1e6:,.0f} MB is too large to read row by row; save it as UTF-8 with "
+                        "a one-character separator (or as Parquet) so the fast reader can take it")
+    return _read_row_wise(path, sep, header, is_inter)
+
+
+def _read_row_wise(path: Path, sep: str | None, header: bool | None, is_inter: bool) -> RawTable:
+    """The exact reader: every line checked, precise line numbers, any encoding we accept."""
+    name = path.name
+    text, enc = _decode(name, path.read_bytes())
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    sep, header, sample_rows, _, notes = _sniff(name, text[:SNIFF_BYTES * 4], sep, header, is_inter)
     n_fields = len(sample_rows[0])
     # Ragged rows: check every line so the error names the first bad one.
     all_lines = text.split("\n")
@@ -291,26 +363,13 @@ def _read_delimited(path: Path, head: bytes, sep: str | None, header: bool | Non
         frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, dtype=str,
                             keep_default_na=False, na_values=[], skip_blank_lines=True,
                             engine="python" if len(sep) > 1 else "c", quotechar='"')
-    if header:
-        # pandas renames repeated names ('item.1'), so check the header line as written
-        cols = [c.strip() for c in sample_rows[0]]
-        if is_inter:  # RecBole atomic files name columns like 'user_id:token'
-            cols = [c.split(":", 1)[0] for c in cols]
-        if "" in cols:
-            raise DataError(f"{name}: the header has an empty column name (column {cols.index('') + 1}); "
-                            "name every column, or remove the header row and map columns by position")
-        dupes = sorted({c for c in cols if cols.count(c) > 1})
-        if dupes:
-            raise DataError(f"{name}: the header names column {dupes[0][:80]!r} more than once")
-        frame.columns = cols
-    else:
-        frame.columns = [str(j) for j in range(frame.shape[1])]
+    frame.columns = _header_names(name, sample_rows[0], header, is_inter)
     if frame.empty:
         raise DataError(f"{name}: the file has a header but no data rows")
     frame = frame.map(lambda v: v.strip() if isinstance(v, str) else v)
     frame = frame.replace({"": None})
     first_data = _first_nonblank(all_lines) + (1 if header else 0)
-    return RawTable(frame.astype(object), path, "inter" if is_inter else "csv", header=bool(header), sep=sep,
+    return RawTable(frame.astype("str"), path, "inter" if is_inter else "csv", header=bool(header), sep=sep,
                     encoding=enc, notes=notes, first_data_line=first_data)
 
 
