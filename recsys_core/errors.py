@@ -23,3 +23,7 @@ class ConfigError(RecTuneError):
 
 class UnknownIdError(RecTuneError):
     """A user or item id that the dataset or model does not know."""
+
+
+class ResourceError(RecTuneError):
+    """The work would need more memory (or time) than this machine has; refused before allocating."""

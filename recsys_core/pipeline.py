@@ -21,19 +21,35 @@ def fit_baseline(family: str, split: Split, progress: Progress | None = None, **
                            progress=progress)
 
 
+def ranking_progress(progress: Progress | None, stage: str, every: float = 5.0) -> Callable[[int, int], None] | None:
+    """The evaluator's (done, total) callback as a message every `every` seconds (long rankings only)."""
+    if progress is None:
+        return None
+    last = [time.perf_counter()]
+
+    def report(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] >= every and done < total:
+            last[0] = time.perf_counter()
+            progress(f"ranking {stage}: {done:,} of {total:,} users")
+    return report
+
+
 def evaluate_baseline(ds: Dataset, family: str, k: int = 10, split_name: str = "leave-last-out", seed: int = 0,
-                      progress: Progress | None = None) -> tuple[FittedRecommender, EvalResult, EvalResult, dict]:
+                      progress: Progress | None = None, model_config: dict | None = None,
+                      ) -> tuple[FittedRecommender, EvalResult, EvalResult, dict]:
     """Split, fit, and evaluate on validation and test; returns the model, both results and timings."""
+    if progress:
+        progress(f"splitting ({split_name})")
     split = make_split(ds, split_name, seed=seed)
     start = time.perf_counter()
     if progress:
         progress(f"fitting {family} on {len(split.train):,} training interactions")
-    model = fit_baseline(family, split, progress=progress)
+    model = fit_baseline(family, split, progress=progress, **(model_config or {}))
     train_seconds = time.perf_counter() - start
     if progress:
         progress(f"ranking all {split.n_items:,} items for {split.test['u'].nunique():,} test users")
-    valid = evaluate(model, split, "valid", k=k)
-    test = evaluate(model, split, "test", k=k)
+    valid = evaluate(model, split, "valid", k=k, progress=ranking_progress(progress, "validation"))
+    test = evaluate(model, split, "test", k=k, progress=ranking_progress(progress, "test"))
     info = {"train_seconds": round(train_seconds, 3), "eval_seconds": round(test.eval_seconds, 3),
-            "split": split.summary(), "params": model.config.as_dict()}
+            "split": split.summary(), "params": model.config.as_dict(), "notes": model.notes()}
     return model, valid, test, info

@@ -42,7 +42,7 @@ def source_from_args(args: argparse.Namespace, data: str, defaults: dict | None 
     """The DataSource the data flags describe, over `defaults` (e.g. a --config file's data section)."""
     values = dict(defaults or {})
     values["path"] = data
-    flags = {"columns": args.columns, "sep": args.sep, "no_header": args.no_header or None, "items": args.items,
+    flags = {"columns": args.columns, "sep": args.sep, "order": args.order, "no_header": args.no_header or None, "items": args.items,
              "min_rating": args.min_rating, "drop_invalid": args.drop_invalid or None,
              "dedupe": "none" if args.keep_duplicates else None,
              "min_user_interactions": args.min_user_interactions or None,
@@ -53,7 +53,7 @@ def source_from_args(args: argparse.Namespace, data: str, defaults: dict | None 
 
 def data_flags_given(args: argparse.Namespace) -> list[str]:
     """The data flags set on the command line (for refusing them where they would be ignored)."""
-    names = {"columns": "--columns", "sep": "--sep", "no_header": "--no-header", "items": "--items",
+    names = {"columns": "--columns", "sep": "--sep", "order": "--order", "no_header": "--no-header", "items": "--items",
              "min_rating": "--min-rating", "drop_invalid": "--drop-invalid", "keep_duplicates": "--keep-duplicates",
              "min_user_interactions": "--min-user-interactions", "min_item_interactions": "--min-item-interactions"}
     return [flag for attr, flag in names.items() if getattr(args, attr) not in (None, False, 0)]

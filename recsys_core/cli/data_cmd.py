@@ -11,7 +11,9 @@ from recsys_core.data.source import load_source
 def cmd_data_report(args: argparse.Namespace) -> int:
     progress = Progress(not args.quiet)
     progress(f"loading {args.data}")
-    info = describe(load_source(source_from_args(args, args.data)))
+    ds = load_source(source_from_args(args, args.data), progress=progress)
+    progress("describing")
+    info = describe(ds)
     if args.json:
         emit_json(info)
     else:
@@ -32,8 +34,12 @@ def render_report(info: dict) -> str:
     if "time_span" in info:
         ts = info["time_span"]
         lines.append(f"  time span {ts['first'][:10]} .. {ts['last'][:10]} ({ts['days']:,} days)")
+    elif info.get("order") == "file":
+        lines.append("  no timestamps: each user's rows are in time order in the file (--order file); "
+                     "evaluation leaves the last rows out by file order")
     else:
-        lines.append("  no timestamps: evaluation uses a seeded random leave-one-out")
+        lines.append("  no timestamps: evaluation uses a seeded random leave-one-out (give --order file if each "
+                     "user's rows are listed in time order)")
     if "ratings" in info:
         r = info["ratings"]
         counts = ", ".join(f"{k}: {v:,}" for k, v in list(r["counts"].items())[:12])

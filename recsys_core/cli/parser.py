@@ -11,7 +11,10 @@ import argparse
 def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", help="role mapping, e.g. user=userId,item=movieId,rating=rating,timestamp=ts "
                                      "(0-based positions with --no-header)")
-    p.add_argument("--sep", help="column separator (tab, comma, ';', '|', '::', ...); detected when omitted")
+    p.add_argument("--sep", help="column separator (tab, comma, ';', '|', '::', space, ...); detected when omitted")
+    p.add_argument("--order", choices=["time", "file"], help="what orders each user's interactions: 'time' "
+                   "(timestamps, the default) or 'file' (row order within a user is time order, for files without "
+                   "timestamps)")
     p.add_argument("--no-header", action="store_true", help="the file has no header row")
     p.add_argument("--items", help="item text file (id + title/genres/description) joined by item id")
     p.add_argument("--min-rating", type=float, help="keep only interactions rated at least this")
@@ -37,6 +40,8 @@ def _data_parsers(sub) -> None:
     ev.add_argument("--k", type=int, default=10)
     ev.add_argument("--split", default="leave-last-out", choices=["leave-last-out", "temporal", "random"])
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--config", metavar="FILE", help="JSON whose 'model' section sets the baseline's options, "
+                                                     "e.g. {\"model\": {\"neighbours\": 200}}")
     add_data_options(ev)
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler="evaluate_cmd:cmd_evaluate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from recsys_core.errors import DataError
 from recsys_core.paths import project_root
 
 DEMO_NAME = "demo"
+ORDERS = ("time", "file")
 INTERACTION_FILES = ["ratings.csv", "ratings.dat", "ratings.tsv", "interactions.csv", "interactions.tsv",
                      "ratings.parquet", "interactions.parquet", "ratings.jsonl", "interactions.jsonl"]
 ITEM_FILES = ["movies.csv", "movies.dat", "items.csv", "items.tsv", "items.parquet", "items.jsonl"]
@@ -55,6 +57,9 @@ class Dataset:
     has_timestamp: bool
     item_table: pd.DataFrame | None = None
     report: DataReport | None = None
+    #: what orders a user's interactions in time: "time" (timestamps; a random order without them)
+    #: or "file" (row order within each user is time order, for logs listed in time order without timestamps)
+    order: str = "time"
 
     @property
     def n_users(self) -> int:
@@ -88,7 +93,7 @@ class Dataset:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, name: str = "data", has_rating: bool | None = None,
                    has_timestamp: bool | None = None, item_table: pd.DataFrame | None = None,
-                   users: IdMap | None = None, items: IdMap | None = None) -> "Dataset":
+                   users: IdMap | None = None, items: IdMap | None = None, order: str = "time") -> "Dataset":
         """Build from a frame with columns user, item[, rating, timestamp]; id maps grow if given."""
         frame = frame.copy()
         if has_rating is None:
@@ -109,7 +114,12 @@ class Dataset:
         frame["user"] = users.categorical(frame["u"].to_numpy())
         frame["item"] = items.categorical(frame["i"].to_numpy())
         frame = frame[["user", "item", "rating", "timestamp", "row", "u", "i"]].reset_index(drop=True)
-        return cls(name, frame, users, items, bool(has_rating), bool(has_timestamp), item_table)
+        return cls(name, frame, users, items, bool(has_rating), bool(has_timestamp), item_table, order=order)
+
+
+def _size_text(path: Path) -> str:
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    return f"{size / 1e6:,.1f} MB"
 
 
 def resolve_data_path(data: str | Path) -> tuple[Path, Path | None]:
@@ -140,9 +150,16 @@ def resolve_data_path(data: str | Path) -> tuple[Path, Path | None]:
 def load_dataset(data: str | Path, columns: str | dict | None = None, sep: str | None = None,
                  header: bool | None = None, items_path: str | Path | None = None,
                  cleaning: CleaningOptions | None = None, max_bytes: int | None = None,
-                 name: str | None = None) -> Dataset:
-    """Load, validate and clean interactions (and item text), reporting everything that was done."""
+                 name: str | None = None, order: str = "time",
+                 progress: Callable[[str], None] | None = None) -> Dataset:
+    """Load, validate and clean interactions (and item text), reporting everything that was done.
+
+    `progress` is told each step as it starts (reading, validating, cleaning, indexing).
+    """
+    say = progress or (lambda message: None)
     cleaning = cleaning or CleaningOptions()
+    if order not in ORDERS:
+        raise DataError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
     inter_path, folder_items = resolve_data_path(data)
     if items_path is None:
         items_path = folder_items
@@ -150,20 +167,31 @@ def load_dataset(data: str | Path, columns: str | dict | None = None, sep: str |
         sep, header = "::", False  # MovieLens 1M/10M style
         if columns is None:
             columns = "user=0,item=1,rating=2,timestamp=3"
+    say(f"reading {inter_path.name} ({_size_text(inter_path)})")
     raw = read_table(inter_path, sep=sep, header=header, max_bytes=max_bytes)
+    say(f"validating {len(raw.frame):,} rows")
     overrides = parse_columns_option(columns) if isinstance(columns, str) or columns is None else dict(columns)
     numeric = {c for c in raw.frame.columns
                if pd.to_numeric(raw.frame[c].head(200), errors="coerce").notna().mean() > 0.95}
     mapping = infer_mapping(list(raw.frame.columns), overrides, header=raw.header, source=inter_path.name,
                             numeric_columns=numeric)
+    if order == "file" and mapping.timestamp is not None:
+        mapping.notes.append(f"timestamp column {mapping.timestamp!r} ignored: --order file takes the row order "
+                             "within each user as time order")
+        mapping.timestamp = None
     frame, invalid, notes = typed_interactions(raw, mapping, drop_invalid=cleaning.drop_invalid)
     has_timestamp = mapping.timestamp is not None
+    if order == "file":
+        notes.append("order: each user's rows are in time order in the file; splits leave the last rows out by file order")
+    say("cleaning")
     cleaned, steps = clean(frame, invalid, cleaning, has_timestamp)
     check_usable(cleaned, inter_path.name)
     warnings = warnings_for(frame[~invalid] if invalid.any() else frame, mapping.rating is not None, inter_path.name)
     item_table = load_item_table(items_path) if items_path is not None else None
+    say(f"indexing {len(cleaned):,} interactions")
     ds = Dataset.from_frame(cleaned, name=name or ("demo" if str(data) == DEMO_NAME else inter_path.stem),
-                            has_rating=mapping.rating is not None, has_timestamp=has_timestamp, item_table=item_table)
+                            has_rating=mapping.rating is not None, has_timestamp=has_timestamp, item_table=item_table,
+                            order=order)
     ds.report = DataReport(source=str(inter_path), raw_rows=len(raw.frame), mapping=mapping.as_dict(),
                            notes=raw.notes + mapping.notes + notes, warnings=warnings, cleaning=steps)
     if item_table is not None:

@@ -52,6 +52,7 @@ def describe(ds: Dataset) -> dict:
         "has_rating": ds.has_rating,
         "has_timestamp": ds.has_timestamp,
         "item_text": ds.item_table is not None,
+        "order": ds.order,
     }
     if ds.has_timestamp:
         ts = f["timestamp"].to_numpy()

@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 
 from recsys_core.data import fastcsv
-from recsys_core.data.schema import looks_like_role_name
+from recsys_core.data.sniff import first_nonblank, header_names, sep_name, sniff, split_fields
 from recsys_core.errors import DataError
 
 SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
-CANDIDATE_SEPARATORS = ["\t", ",", ";", "|", "::", " "]
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 SNIFF_BYTES = 64 * 1024
@@ -218,53 +217,6 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _sniff_separator(lines: list[str]) -> str:
-    """Pick the separator that splits the first lines into the same number (>1) of fields."""
-    best, best_score = None, -1.0
-    for sep in CANDIDATE_SEPARATORS:
-        counts = [len(_split(line, sep)) for line in lines]
-        if not counts or min(counts) < 2:
-            continue
-        consistent = sum(c == counts[0] for c in counts) / len(counts)
-        score = consistent * 10 + min(counts[0], 10) / 10 - (0.5 if sep == " " else 0)
-        if score > best_score:
-            best, best_score = sep, score
-    if best is None:
-        raise DataError("could not find a column separator (tried tab, comma, semicolon, pipe, '::' and space); "
-                        "the file seems to have a single column — give --sep if it has more")
-    return best
-
-
-def _split(line: str, sep: str) -> list[str]:
-    if sep == " ":
-        return line.split()
-    if sep == ",":
-        return next(csv.reader([line]), [])
-    return line.split(sep)
-
-
-def _looks_numeric(value: str) -> bool:
-    try:
-        float(value)
-        return True
-    except ValueError:
-        return False
-
-
-def _detect_header(rows: list[list[str]]) -> bool:
-    """A first row is a header if a column is numeric below it but not in it, or it names known roles."""
-    first, rest = rows[0], rows[1:6]
-    if any(looks_like_role_name(cell) for cell in first):
-        return True
-    if not rest:
-        return not any(_looks_numeric(c) for c in first)
-    for j, cell in enumerate(first):
-        below = [r[j] for r in rest if j < len(r)]
-        if below and not _looks_numeric(cell) and all(_looks_numeric(b) for b in below):
-            return True
-    return False
-
-
 def _head_text(name: str, head: bytes, complete: bool) -> str | None:
     """The sniffed head as UTF-8 text (a cut multi-byte character at the end is dropped); None if not UTF-8."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -277,53 +229,16 @@ def _head_text(name: str, head: bytes, complete: bool) -> str | None:
         return None
 
 
-def _sniff(name: str, text: str, sep: str | None, header: bool | None, is_inter: bool) -> tuple:
-    """Separator, header and the first rows split, from the first lines of the file."""
-    lines = [ln for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[:200] if ln.strip()]
-    if not lines:
-        raise DataError(f"{name}: the file has no data (only blank lines)")
-    notes = []
-    if is_inter and sep is None:
-        sep = "\t"
-    if sep is None:
-        try:
-            sep = _sniff_separator(lines[:50])
-        except DataError as exc:
-            raise DataError(f"{name}: {exc}") from None
-        notes.append(f"separator detected: {_sep_name(sep)}")
-    sample_rows = [_split(ln, sep) for ln in lines[:50]]
-    if header is None:
-        header = True if is_inter else _detect_header(sample_rows)
-        notes.append("header row detected" if header else "no header row detected; columns named by position")
-    return sep, bool(header), sample_rows, lines, notes
-
-
-def _header_names(name: str, first_row: list[str], header: bool, is_inter: bool) -> list[str]:
-    if not header:
-        return [str(j) for j in range(len(first_row))]
-    # pandas renames repeated names ('item.1'), so check the header line as written
-    cols = [c.strip() for c in first_row]
-    if is_inter:  # RecBole atomic files name columns like 'user_id:token'
-        cols = [c.split(":", 1)[0] for c in cols]
-    if "" in cols:
-        raise DataError(f"{name}: the header has an empty column name (column {cols.index('') + 1}); "
-                        "name every column, or remove the header row and map columns by position")
-    dupes = sorted({c for c in cols if cols.count(c) > 1})
-    if dupes:
-        raise DataError(f"{name}: the header names column {dupes[0][:80]!r} more than once")
-    return cols
-
-
 def _read_delimited(path: Path, head: bytes, sep: str | None, header: bool | None, is_inter: bool) -> RawTable:
     name = path.name
     _check_binary(name, head)
     size = path.stat().st_size
     text = _head_text(name, head, complete=size <= len(head))
     if text is not None and text.strip():
-        sep, header, sample_rows, lines, notes = _sniff(name, text, sep, header, is_inter)
+        sep, header, sample_rows, lines, notes = sniff(name, text, sep, header, is_inter)
         starts_at_top = bool(text.lstrip("\ufeff")[:1].strip())  # no blank lines before the first row
         if starts_at_top and fastcsv.can_read_fast(sep, lines):
-            names = _header_names(name, sample_rows[0], header, is_inter)
+            names = header_names(name, sample_rows[0], header, is_inter)
             try:
                 frame = fastcsv.read_delimited(path, sep, names, skip_rows=1 if header else 0)
             except fastcsv.Declined as why:
@@ -345,17 +260,17 @@ def _read_row_wise(path: Path, sep: str | None, header: bool | None, is_inter: b
     name = path.name
     text, enc = _decode(name, path.read_bytes())
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    sep, header, sample_rows, _, notes = _sniff(name, text[:SNIFF_BYTES * 4], sep, header, is_inter)
+    sep, header, sample_rows, _, notes = sniff(name, text[:SNIFF_BYTES * 4], sep, header, is_inter)
     n_fields = len(sample_rows[0])
     # Ragged rows: check every line so the error names the first bad one.
     all_lines = text.split("\n")
     for lineno, line in enumerate(all_lines, start=1):
         if not line.strip():
             continue
-        count = len(_split(line, sep))
+        count = len(split_fields(line, sep))
         if count != n_fields:
-            raise DataError(f"{name}: line {lineno} has {count} fields but line {_first_nonblank(all_lines)} has "
-                            f"{n_fields} (separator {_sep_name(sep)}): {line[:80]!r}")
+            raise DataError(f"{name}: line {lineno} has {count} fields but line {first_nonblank(all_lines)} has "
+                            f"{n_fields} (separator {sep_name(sep)}): {line[:80]!r}")
     if sep == " ":
         frame = pd.read_csv(io.StringIO(text), sep=r"\s+", header=0 if header else None, dtype=str,
                             keep_default_na=False, na_values=[], skip_blank_lines=True, engine="python")
@@ -363,23 +278,13 @@ def _read_row_wise(path: Path, sep: str | None, header: bool | None, is_inter: b
         frame = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, dtype=str,
                             keep_default_na=False, na_values=[], skip_blank_lines=True,
                             engine="python" if len(sep) > 1 else "c", quotechar='"')
-    frame.columns = _header_names(name, sample_rows[0], header, is_inter)
+    frame.columns = header_names(name, sample_rows[0], header, is_inter)
     if frame.empty:
         raise DataError(f"{name}: the file has a header but no data rows")
     frame = frame.map(lambda v: v.strip() if isinstance(v, str) else v)
     frame = frame.replace({"": None})
-    first_data = _first_nonblank(all_lines) + (1 if header else 0)
+    first_data = first_nonblank(all_lines) + (1 if header else 0)
     return RawTable(frame.astype("str"), path, "inter" if is_inter else "csv", header=bool(header), sep=sep,
                     encoding=enc, notes=notes, first_data_line=first_data)
 
-
-def _first_nonblank(lines: list[str]) -> int:
-    for i, line in enumerate(lines, start=1):
-        if line.strip():
-            return i
-    return 1
-
-
-def _sep_name(sep: str) -> str:
-    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", " ": "space"}.get(sep, repr(sep))
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from recsys_core.config_fields import check_fields, from_dict
 from recsys_core.data.clean import DEDUPE_CHOICES, CleaningOptions
-from recsys_core.data.dataset import DEMO_NAME, Dataset, load_dataset
+from recsys_core.data.dataset import DEMO_NAME, ORDERS, Dataset, load_dataset
 from recsys_core.data.schema import parse_columns_option
 from recsys_core.errors import ConfigError
 
@@ -32,6 +32,9 @@ class DataSource:
     no_header: bool = field(default=False, metadata={"help": "the file has no header row"})
     items: str | None = field(default=None, metadata={"help": "item text file joined by item id"})
     name: str | None = field(default=None, metadata={"help": "display name (default: the file's name)"})
+    order: str = field(default="time", metadata={
+        "help": "what orders each user's interactions: 'time' (timestamps; random without them) or 'file' "
+                "(row order within a user is time order, for files without timestamps)", "choices": ORDERS})
     drop_invalid: bool = field(default=False, metadata={
         "help": "drop rows with a missing id, rating or timestamp (reported) instead of failing"})
     dedupe: str = field(default="last", metadata={"help": "repeated (user, item) pairs: keep the last, the first, "
@@ -68,7 +71,9 @@ class DataSource:
         return dataclasses.replace(self, **changes)
 
 
-def load_source(source: DataSource, max_bytes: int | None = None) -> Dataset:
+def load_source(source: DataSource, max_bytes: int | None = None,
+                progress: Callable[[str], None] | None = None) -> Dataset:
     """Read, validate and clean the interactions (and item text) a source describes."""
     return load_dataset(source.path, columns=source.columns, sep=source.sep, header=False if source.no_header else None,
-                        items_path=source.items, cleaning=source.cleaning(), max_bytes=max_bytes, name=source.name)
+                        items_path=source.items, cleaning=source.cleaning(), max_bytes=max_bytes, name=source.name,
+                        order=source.order, progress=progress)

@@ -128,6 +128,9 @@ def leave_last_out(ds: Dataset, seed: int = 0, min_interactions: int = 3) -> Spl
     if ds.has_timestamp:
         ordered = chronological(frame)
         name, how = "leave-last-out", "by timestamp (stable sort)"
+    elif ds.order == "file":
+        ordered = frame.sort_values("row", kind="stable")
+        name, how = "leave-last-out-by-file-order", "by file order (the data has no timestamps; rows are in time order)"
     else:
         rng = np.random.default_rng(seed)
         ordered = frame.assign(_key=rng.random(len(frame))).sort_values("_key", kind="stable").drop(columns="_key")

@@ -41,9 +41,9 @@ def split_catalogue(ds: Dataset, word: str, top_items: int | None = None, min_us
         frame = frame[counts >= min_user]
         if frame.empty:
             raise ConfigError(f"splitting the catalogue on {word!r} leaves one side without usable interactions")
-        out.append(Dataset.from_frame(frame[["user", "item", "rating", "timestamp"]], name=f"{ds.name}[{word}]",
+        out.append(Dataset.from_frame(frame[["user", "item", "rating", "timestamp", "row"]], name=f"{ds.name}[{word}]",
                                       has_rating=ds.has_rating, has_timestamp=ds.has_timestamp,
-                                      item_table=ds.item_table))
+                                      item_table=ds.item_table, order=ds.order))
     return out[0], out[1]
 
 

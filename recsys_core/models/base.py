@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
-from recsys_core.data.splits import History
 from recsys_core.config_fields import from_dict
+from recsys_core.data.splits import History
+from recsys_core.models.memory import DataSizes, MemoryEstimate, check_fits
 
 
 @dataclass
@@ -49,6 +51,23 @@ class Recommender(ABC):
     reports_classification: ClassVar[bool] = False
     #: trainer settings this family trains well with (overridable per run)
     default_train: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def memory_estimate(cls, config: ModelConfig, sizes: DataSizes) -> MemoryEstimate:
+        """Peak memory of fitting and evaluating this family with `config` on data of `sizes`.
+
+        The default covers what every family holds: the histories and one evaluation block, plus a
+        float per user and item; families with larger state override it.
+        """
+        return MemoryEstimate({"history": sizes.history_bytes, "scoring": sizes.scoring_bytes,
+                               "state": (sizes.n_users + sizes.n_items) * 8})
+
+    @classmethod
+    def check_memory(cls, config: ModelConfig, sizes: DataSizes) -> MemoryEstimate:
+        """The estimate, after refusing (ResourceError, in words) when it exceeds what this machine has."""
+        estimate = cls.memory_estimate(config, sizes)
+        check_fits(cls.family, estimate)
+        return estimate
 
     def __init__(self, n_users: int, n_items: int, config: ModelConfig | None = None) -> None:
         self.n_users = n_users
@@ -104,10 +123,18 @@ class FittedRecommender(Recommender):
         """Fit, choosing any hyper-parameter left open by `validate` (a validation score); default: just fit."""
         return self.fit(history)
 
-    def input_rows(self, history: History, users: np.ndarray) -> torch.Tensor:
-        """The binary history rows the model scores `users` from, as a dense float tensor [B, n_items]."""
+    def notes(self) -> list[str]:
+        """What a result must say about how this model was fitted (e.g. a pruned catalogue)."""
+        return []
+
+    def input_csr(self, history: History, users: np.ndarray) -> sp.csr_matrix:
+        """The binary history rows the model scores `users` from (sparse)."""
         source = history
         if not getattr(self.config, "fold_in", False) and self.fitted is not None \
                 and self.fitted.csr.shape == history.csr.shape:
             source = self.fitted
-        return torch.from_numpy(source.csr[users].toarray())
+        return source.csr[users]
+
+    def input_rows(self, history: History, users: np.ndarray) -> torch.Tensor:
+        """The binary history rows the model scores `users` from, as a dense float tensor [B, n_items]."""
+        return torch.from_numpy(self.input_csr(history, users).toarray())

@@ -1,4 +1,10 @@
-"""EASE (Steck 2019): closed-form item-item weights B = I - P / diag(P), P = (X'X + lambda I)^-1."""
+"""EASE (Steck 2019): closed-form item-item weights B = I - P / diag(P), P = (X'X + lambda I)^-1.
+
+Its cost is a dense items x items inverse per L2 value: memory grows with the square of the
+catalogue and time with its cube. The estimate below is checked before anything is allocated;
+`max_items` fits it on the most popular items only (the others are never recommended, and the
+report says so), and a fit that would take longer than `max_seconds` is refused in one line.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -6,13 +12,19 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from safetensors.torch import load_file, save_file
 
 from recsys_core.data.splits import History
+from recsys_core.errors import ResourceError
 from recsys_core.models.base import FittedRecommender, ModelConfig
+from recsys_core.models.memory import USABLE_SHARE, DataSizes, MemoryEstimate, available_bytes, format_bytes
 
 LAMBDA_GRID = (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
+#: seconds per n^3 of one float32 Cholesky inverse on one core of this class of machine (bench/scale.py
+#: measured 0.011-0.019e-9 on 2 idle cores; the estimate takes the slow end plus room for a loaded machine)
+INVERSE_SECONDS_PER_N3 = 0.03e-9
 
 
 @dataclass
@@ -20,16 +32,68 @@ class EASEConfig(ModelConfig):
     l2: float = field(default=0.0, metadata={"help": "L2 weight lambda; 0 chooses it on validation NDCG@10"})
     grid: tuple = field(default=LAMBDA_GRID, metadata={"help": "lambdas tried when l2 is 0"})
     fold_in: bool = field(default=False, metadata={"help": "score from the history known at prediction time, not the fitted one"})
+    max_items: int = field(default=0, metadata={
+        "help": "fit on the N most popular training items only; the rest are never recommended (0 = all)", "min": 0})
+    max_seconds: float = field(default=1800.0, metadata={
+        "help": "refuse, before starting, a fit estimated to take longer than this (0 = no limit)", "min": 0.0})
 
 
 class EASERecommender(FittedRecommender):
     family = "ease"
     config_class = EASEConfig
+    kept: np.ndarray | None = None  # item indices the weights cover, when pruned to max_items
+
+    @classmethod
+    def catalogue(cls, config: EASEConfig, n_items: int) -> int:
+        return min(n_items, config.max_items) if config.max_items > 0 else n_items
+
+    @classmethod
+    def memory_estimate(cls, config: EASEConfig, sizes: DataSizes) -> MemoryEstimate:
+        n = cls.catalogue(config, sizes.n_items)
+        fits = 1 if config.l2 else len(config.grid)
+        dense = n * n * 4
+        # the Gram matrix, its Cholesky factor, the inverse, and the weights kept (best so far and current)
+        parts = {"history": sizes.history_bytes, "Gram matrix": dense, "Cholesky and inverse": 2 * dense,
+                 "weights": 2 * dense, "scoring": sizes.scoring_bytes}
+        seconds = fits * INVERSE_SECONDS_PER_N3 * float(n) ** 3
+        note = f"fitted on the {n:,} most popular of {sizes.n_items:,} items" if n < sizes.n_items else ""
+        return MemoryEstimate(parts, note=note, option="max_items", seconds=seconds)
+
+    @classmethod
+    def largest_fitting(cls, config: EASEConfig, sizes: DataSizes, budget: int) -> int:
+        """The largest catalogue whose fit stays within `budget` bytes and max_seconds."""
+        dense_budget = max(0, budget - sizes.history_bytes - sizes.scoring_bytes)
+        by_memory = int((dense_budget / (5 * 4)) ** 0.5)
+        if not config.max_seconds:
+            return by_memory
+        fits = 1 if config.l2 else len(config.grid)
+        return min(by_memory, int((config.max_seconds / fits / INVERSE_SECONDS_PER_N3) ** (1 / 3)))
+
+    @classmethod
+    def check_memory(cls, config: EASEConfig, sizes: DataSizes) -> MemoryEstimate:
+        """Refuse in one line, before allocating, a fit over this machine's memory or over max_seconds."""
+        estimate = cls.memory_estimate(config, sizes)
+        budget = int(available_bytes() * USABLE_SHARE)
+        n = cls.catalogue(config, sizes.n_items)
+        fits = 1 if config.l2 else len(config.grid)
+        if estimate.total > budget:
+            why = f"would need {estimate.describe()}, but this machine can give about {format_bytes(budget)}"
+        elif config.max_seconds and estimate.seconds and estimate.seconds > config.max_seconds:
+            why = (f"would take about {estimate.seconds / 60:,.0f} min ({fits} inverse(s) of a {n:,} x {n:,} "
+                   f"matrix), over max_seconds {config.max_seconds:g}")
+        else:
+            return estimate
+        ok = cls.largest_fitting(config, sizes, budget)
+        fixed = "" if config.l2 else ", fix l2 to fit once instead of once per grid value"
+        raise ResourceError(f"ease on {n:,} items {why}; set max_items (about {ok:,} fit){fixed}, "
+                            "or use itemknn with neighbours", field="max_items")
 
     def fit(self, history: History) -> "EASERecommender":
+        self.check_memory(self.config, DataSizes.of(history.user_counts, self.n_items))
         self.fitted = history
         self.l2 = self.config.l2 or 100.0
-        self.weights = ease_weights(gram_matrix(history), self.l2)
+        self.kept = self._kept_items(history)
+        self.weights = ease_weights(gram_matrix(history, self.kept), self.l2)
         return self
 
     def fit_tuned(self, history: History, validate: Callable[["EASERecommender"], float],
@@ -37,11 +101,17 @@ class EASERecommender(FittedRecommender):
         """Fit with the configured lambda, or try the grid and keep the best on `validate` (e.g. NDCG@10)."""
         if self.config.l2:
             return self.fit(history)
+        self.check_memory(self.config, DataSizes.of(history.user_counts, self.n_items))
         self.fitted = history
-        gram = gram_matrix(history)
+        self.kept = self._kept_items(history)
+        if progress and self.kept is not None:
+            progress(f"EASE on the {len(self.kept):,} most popular of {self.n_items:,} items (max_items)")
+        gram = gram_matrix(history, self.kept)
         best_score, best = -1.0, None
         self.tuning = []
         for lam in self.config.grid:
+            if progress:
+                progress(f"EASE lambda {lam:g}: inverting {gram.shape[0]:,} x {gram.shape[0]:,}")
             self.l2, self.weights = float(lam), ease_weights(gram, float(lam))
             score = validate(self)
             self.tuning.append({"l2": float(lam), "valid_ndcg@10": score})
@@ -53,18 +123,50 @@ class EASERecommender(FittedRecommender):
         self.config = replace(self.config, l2=self.l2)  # the saved config reproduces the chosen model
         return self
 
+    def _kept_items(self, history: History) -> np.ndarray | None:
+        n = self.catalogue(self.config, self.n_items)
+        if n >= self.n_items:
+            return None
+        return np.sort(np.argsort(-history.item_counts, kind="stable")[:n])
+
+    def notes(self) -> list[str]:
+        if self.kept is None:
+            return []
+        return [f"EASE was fitted on the {len(self.kept):,} most popular of {self.n_items:,} items (max_items); "
+                "the other items are never recommended and rank last"]
+
     def full_scores(self, users: np.ndarray, history: History) -> torch.Tensor:
-        return self.input_rows(history, users) @ self.weights
+        rows = self.input_csr(history, users)
+        if self.kept is None:
+            return sparse_times_dense(rows, self.weights)
+        part = sparse_times_dense(rows[:, self.kept], self.weights)
+        scores = torch.full((len(users), self.n_items), float("-inf"))
+        scores[:, torch.from_numpy(self.kept)] = part  # items outside the fitted catalogue are never recommended
+        return scores
 
     def save_state(self, directory: Path) -> None:
-        save_file({"weights": self.weights.contiguous()}, str(directory / "weights.safetensors"))
+        state = {"weights": self.weights.contiguous()}
+        if self.kept is not None:
+            state["kept"] = torch.from_numpy(self.kept.astype(np.int64))
+        save_file(state, str(directory / "weights.safetensors"))
 
     def load_state(self, directory: Path) -> None:
-        self.weights = load_file(str(directory / "weights.safetensors"))["weights"]
+        state = load_file(str(directory / "weights.safetensors"))
+        self.weights = state["weights"]
+        self.kept = state["kept"].numpy() if "kept" in state else None
 
 
-def gram_matrix(history: History) -> torch.Tensor:
-    x = history.csr
+def sparse_times_dense(rows: sp.csr_matrix, dense: torch.Tensor) -> torch.Tensor:
+    """Binary history rows times a dense item x item matrix: cost nnz x n, not users x n x n."""
+    rows = rows.tocsr().astype(np.float32)
+    sparse = torch.sparse_csr_tensor(torch.from_numpy(rows.indptr.astype(np.int64)),
+                                     torch.from_numpy(rows.indices.astype(np.int64)),
+                                     torch.from_numpy(rows.data), size=rows.shape)
+    return (sparse @ dense).contiguous()
+
+
+def gram_matrix(history: History, kept: np.ndarray | None = None) -> torch.Tensor:
+    x = history.csr if kept is None else history.csr[:, kept]
     return torch.from_numpy((x.T @ x).toarray().astype(np.float32))
 
 

@@ -43,6 +43,7 @@ class NCF(NeuralRecommender):
     config_class = NCFConfig
     user_tables = ("user_emb",)
     item_tables = ("item_in", "item_out", "item_bias")
+    sequence_option = "history"
     item_vector_table = "item_out"
     text_base = "item_init"
     reads_history = True

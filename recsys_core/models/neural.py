@@ -13,6 +13,7 @@ from torch import nn
 
 from recsys_core.data.splits import History
 from recsys_core.models.base import ModelConfig, Recommender
+from recsys_core.models.memory import DataSizes, MemoryEstimate
 
 
 @dataclass
@@ -117,6 +118,10 @@ def grow_embedding(table: nn.Embedding, new_rows: int, init: torch.Tensor | None
 FULL_SOFTMAX_ITEMS = 4096
 
 
+#: work space of one training step (activations, sampled logits) at the default batch sizes, held high
+TRAINING_BATCH_BYTES = 512 * 1024 * 1024
+
+
 class NeuralRecommender(nn.Module, Recommender):
     """A Recommender trained by gradient descent on `loss(batch)`."""
 
@@ -133,6 +138,23 @@ class NeuralRecommender(nn.Module, Recommender):
     lora_targets: tuple[str, ...] = ()
     #: the item table whose rows are the model's item vectors (item_embedding_matrix), if any
     item_vector_table: str | None = None
+    #: the config field that sets the embedding tables' width (what their memory scales with)
+    width_option: str | None = "dim"
+    #: the config field that caps how many recent items per user are read (sequence memory), if any
+    sequence_option: str | None = None
+
+    @classmethod
+    def memory_estimate(cls, config: ModelConfig, sizes: DataSizes) -> MemoryEstimate:
+        """Embedding tables with their gradients and Adam's two moments, padded sequences, one batch, scoring."""
+        width = int(getattr(config, cls.width_option)) if cls.width_option else 64
+        rows = len(cls.user_tables) * sizes.n_users + len(cls.item_tables) * (sizes.n_items + cls.item_offset)
+        parts = {"parameters, gradients and optimiser state": rows * width * 4 * 4,
+                 "history": sizes.history_bytes, "scoring": sizes.scoring_bytes,
+                 "training batch": TRAINING_BATCH_BYTES}
+        if cls.sequence_option:
+            length = min(int(getattr(config, cls.sequence_option)), max(1, sizes.max_user_length))
+            parts["padded sequences"] = sizes.n_users * length * 8 * 2
+        return MemoryEstimate(parts, option=cls.width_option)
 
     @classmethod
     def pretrained_parts(cls, config: ModelConfig) -> tuple[str, ...]:

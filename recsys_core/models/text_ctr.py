@@ -45,6 +45,7 @@ class TextCTR(NeuralRecommender):
     text_base = "encoder"
     backbone = "text_encoder"
     lora_targets = ("query", "key", "value")
+    width_option = None  # a fixed pretrained encoder; its size does not follow a config field
 
     def layer_groups(self) -> list:
         return encoder_groups(self.encoder, "encoder.") + [LayerGroup("classifier head", "head", ("head",))]

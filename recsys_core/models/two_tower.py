@@ -18,6 +18,7 @@ from recsys_core.config_fields import check_choice
 from recsys_core.data.splits import History
 from recsys_core.errors import ConfigError
 from recsys_core.models.base import ModelConfig
+from recsys_core.models.memory import DataSizes, MemoryEstimate
 from recsys_core.models.neural import (LayerGroup, NeuralRecommender, TrainData, encoder_groups, grow_embedding,
                                       history_batch, init_weights)
 from recsys_core.models.sasrec import CausalBlock
@@ -56,6 +57,17 @@ class TwoTower(NeuralRecommender):
     reads_history = True
     text_base = "encoder"
     text_trainable_option = "text_trainable"
+    sequence_option = "history"
+
+    @classmethod
+    def memory_estimate(cls, config: TwoTowerConfig, sizes: DataSizes) -> MemoryEstimate:
+        estimate = super().memory_estimate(config, sizes)
+        if config.item_repr != "text":
+            estimate.parts["item id table with optimiser state"] = (sizes.n_items + 1) * config.dim * 16
+        if config.item_repr != "id":  # the encoded item texts, and the encoder itself (MiniLM-sized)
+            estimate.parts["item text vectors"] = (sizes.n_items + 1) * 384 * 4 * 2
+            estimate.parts["text encoder"] = 400 * 1024 * 1024
+        return estimate
 
     @classmethod
     def pretrained_parts(cls, config: TwoTowerConfig) -> tuple[str, ...]:

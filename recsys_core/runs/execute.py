@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from recsys_core.bases import Base, resolve_base, save_ids
@@ -23,6 +24,7 @@ from recsys_core.errors import ConfigError, RecTuneError
 from recsys_core.eval.evaluator import evaluate
 from recsys_core.models import build_model, family_class
 from recsys_core.models.base import FittedRecommender
+from recsys_core.models.memory import DataSizes
 from recsys_core.runs.checkpoints import load_checkpoint
 from recsys_core.runs.index import RunIndex
 from recsys_core.runs.spec import RunSpec
@@ -100,11 +102,14 @@ def _device_for(spec: RunSpec, dist: Dist) -> torch.device:
 
 
 def _execute(run: RunDir, spec: RunSpec, device: torch.device, resume: bool, say: Progress, dist: Dist) -> RunResult:
-    ds = spec.load_data()
+    ds = spec.load_data(progress=say)
+    say(f"splitting ({spec.split.name})")
     split = spec.make_split(ds)
     cls = family_class(spec.family)
     say(f"{spec.family}: {len(split.train):,} training interactions, {split.n_users:,} users, {split.n_items:,} items "
         f"on {device_name(device)}")
+    estimate = cls.check_memory(spec.model, DataSizes.of(split.train_history.user_counts, split.n_items))
+    say(f"memory estimate {estimate.describe()}")
     if not cls.trainable:
         if dist.enabled:
             raise ConfigError(f"{spec.family} is fitted in closed form: there is nothing to distribute (drop --nproc)")
@@ -129,8 +134,10 @@ def _fit_closed_form(run: RunDir, model: FittedRecommender, split: Split, ds: Da
     start = time.perf_counter()
     model.fit_tuned(split.train_history, lambda m: evaluate(m, split, "valid").metrics["ndcg@10"], progress=say)
     seconds = time.perf_counter() - start
-    n_params = int(sum(t.numel() for t in vars(model).values() if torch.is_tensor(t)))
-    return _finish(run, model, split, ds, "finished", "fitted in closed form", seconds, (0, n_params), say)
+    n_params = int(sum(t.numel() if torch.is_tensor(t) else t.nnz for t in vars(model).values()
+                       if torch.is_tensor(t) or sp.issparse(t)))
+    reason = "; ".join(["fitted in closed form", *model.notes()])
+    return _finish(run, model, split, ds, "finished", reason, seconds, (0, n_params), say)
 
 
 def _prepare(run: RunDir, spec: RunSpec, ds: Dataset, split: Split, dist: Dist, say: Progress) -> Prepared:

@@ -11,7 +11,7 @@ import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from recsys_core.bases import check_base_spec, model_config_for, resolve_base
 from recsys_core.config_fields import check_fields
@@ -135,8 +135,8 @@ class RunSpec:
         return cls.from_json(RunDir(directory).read_config())
 
     # ------------------------------------------------------------ using it
-    def load_data(self) -> Dataset:
-        return load_source(self.data)
+    def load_data(self, progress: Callable[[str], None] | None = None) -> Dataset:
+        return load_source(self.data, progress=progress)
 
     def make_split(self, ds: Dataset) -> Split:
         return make_split(ds, self.split.name, seed=self.split.seed)
