@@ -7,6 +7,7 @@ report says so), and a fit that would take longer than `max_seconds` is refused 
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -159,10 +160,12 @@ class EASERecommender(FittedRecommender):
 def sparse_times_dense(rows: sp.csr_matrix, dense: torch.Tensor) -> torch.Tensor:
     """Binary history rows times a dense item x item matrix: cost nnz x n, not users x n x n."""
     rows = rows.tocsr().astype(np.float32)
-    sparse = torch.sparse_csr_tensor(torch.from_numpy(rows.indptr.astype(np.int64)),
-                                     torch.from_numpy(rows.indices.astype(np.int64)),
-                                     torch.from_numpy(rows.data), size=rows.shape)
-    return (sparse @ dense).contiguous()
+    with warnings.catch_warnings():  # torch calls its CSR support beta; the product used here is long stable
+        warnings.simplefilter("ignore", UserWarning)
+        sparse = torch.sparse_csr_tensor(torch.from_numpy(rows.indptr.astype(np.int64)),
+                                         torch.from_numpy(rows.indices.astype(np.int64)),
+                                         torch.from_numpy(rows.data), size=rows.shape, check_invariants=False)
+        return (sparse @ dense).contiguous()
 
 
 def gram_matrix(history: History, kept: np.ndarray | None = None) -> torch.Tensor:

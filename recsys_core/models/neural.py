@@ -118,8 +118,10 @@ def grow_embedding(table: nn.Embedding, new_rows: int, init: torch.Tensor | None
 FULL_SOFTMAX_ITEMS = 4096
 
 
-#: work space of one training step (activations, sampled logits) at the default batch sizes, held high
-TRAINING_BATCH_BYTES = 512 * 1024 * 1024
+#: work space of one training step (sampled logits, gathered rows) at the default batch sizes, held high
+TRAINING_BATCH_BYTES = 64 * 1024 * 1024
+#: sequences per training batch the activation estimate assumes (the families' default batch sizes or more)
+SEQUENCE_BATCH = 256
 
 
 class NeuralRecommender(nn.Module, Recommender):
@@ -154,6 +156,8 @@ class NeuralRecommender(nn.Module, Recommender):
         if cls.sequence_option:
             length = min(int(getattr(config, cls.sequence_option)), max(1, sizes.max_user_length))
             parts["padded sequences"] = sizes.n_users * length * 8 * 2
+            # activations kept for backward: a batch of sequences, each position a few dozen widths deep
+            parts["training batch"] += SEQUENCE_BATCH * length * width * 4 * 32
         return MemoryEstimate(parts, option=cls.width_option)
 
     @classmethod
