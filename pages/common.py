@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import Any
 
 import streamlit as st
@@ -19,14 +20,37 @@ from recsys_core.uploads import recall_source, remember_source
 DEMO = DataSource()
 
 
-@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def _load_source(source_json: str) -> Dataset:
-    return load_source(DataSource.from_dict(json.loads(source_json)))
+#: datasets kept in memory per server (the demo and recent uploads)
+KEPT_DATASETS = 4
+
+
+@st.cache_resource
+def _datasets() -> OrderedDict:
+    """The server's loaded datasets, shared by every session, oldest first."""
+    return OrderedDict()
 
 
 def load_cached(source: DataSource) -> Dataset:
-    """The dataset a source describes, loaded once per server (the demo and recent uploads stay in memory)."""
-    return _load_source(json.dumps(source.as_dict(), sort_keys=True))
+    """The dataset a source describes, loaded once per server (the demo and recent uploads stay in memory).
+
+    While a load runs, each of its steps (reading, validating, cleaning, indexing) is shown; a dataset
+    already loaded shows nothing. (A cached function cannot draw outside itself, hence the store.)
+    """
+    key = json.dumps(source.as_dict(), sort_keys=True)
+    store = _datasets()
+    if key in store:
+        store.move_to_end(key)
+        return store[key]
+    placeholder = st.empty()
+    try:
+        with st.spinner("Loading the dataset…"):
+            ds = load_source(source, progress=lambda step: placeholder.caption(f"Loading the dataset: {step}…"))
+    finally:
+        placeholder.empty()
+    store[key] = ds
+    while len(store) > KEPT_DATASETS:
+        store.popitem(last=False)
+    return ds
 
 
 def activate_upload(source: DataSource) -> Dataset:

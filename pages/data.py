@@ -48,6 +48,14 @@ with st.expander("Load data", expanded="dataset_source" not in st.session_state)
                 guess = preview["mapping"].get(role)
                 index = options.index(guess) if guess in options else 0
                 mapping[role] = c[k].selectbox(role, options, index=index, key=f"data.map.{role}")
+            order = "time"
+            if mapping["timestamp"] == NONE:
+                order = st.radio("Without timestamps, what orders each user's interactions?", ["time", "file"],
+                                 format_func={"time": "nothing: evaluate with a seeded random leave-one-out",
+                                              "file": "the file: each user's rows are listed in time order "
+                                                      "(SASRec/RecBole sequence files)"}.get,
+                                 key="data.order", help="'file' makes each user's last row the test item, and "
+                                 "sequence models read the rows in file order")
             c = st.columns(3)
             min_rating = c[0].number_input("keep ratings of at least", value=0.0, key="data.min_rating",
                                            help="0 keeps every interaction")
@@ -61,7 +69,7 @@ with st.expander("Load data", expanded="dataset_source" not in st.session_state)
                     source = DataSource(path, columns=columns, sep=preview["sep"], no_header=not preview["header"],
                                         items=items_path, name=Path(upload.name).stem, drop_invalid=bool(drop_invalid),
                                         min_rating=float(min_rating) if min_rating else None,
-                                        min_user_interactions=int(min_user))
+                                        min_user_interactions=int(min_user), order=order)
                     ds = activate_upload(source)
                 except Exception as exc:  # noqa: BLE001 - the previous dataset stays active
                     show_error(exc)
@@ -97,6 +105,9 @@ timeline = view["timeline"]
 if len(timeline):
     left.plotly_chart(px.bar(timeline, x="period", y="interactions", hover_data=["active_users"],
                              title="Interactions over time"), width="stretch")
+elif ds.order == "file":
+    left.info("No timestamps: each user's rows are in time order in the file, so the split leaves the last rows "
+              "out by file order.")
 else:
     left.info("No timestamps: the split falls back to a seeded random leave-one-out.")
 ratings = view["ratings"]
@@ -107,8 +118,11 @@ else:
 left, right = st.columns(2)
 left.plotly_chart(px.line(view["popularity"], x="rank", y="interactions", log_y=True, log_x=True,
                           title="Item popularity (long tail, log scales)"), width="stretch")
-right.plotly_chart(px.histogram(view["activity"], x="interactions", log_y=True, nbins=60,
-                                title="User activity (interactions per user)"), width="stretch")
+activity = view["activity"]
+activity_fig = px.bar(activity, x="interactions_from", y="users", log_x=True, log_y=True,
+                      hover_data=["interactions_to"], title="User activity (users by interactions, log-spaced bins)",
+                      labels={"interactions_from": "interactions per user", "users": "users"})
+right.plotly_chart(activity_fig, width="stretch")
 
 report = info.get("report")
 if report:

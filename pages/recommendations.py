@@ -1,10 +1,31 @@
 """Recommendations page: one user's history and top-K (with hits and reasons), beside the base model's."""
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from pages.common import loaded_run, pick_run, run_dir, runs, set_active_run, show_error
 from recsys_core.insights import all_topk, user_recommendations
 from recsys_core.runs.finished import base_run_of
+
+SHOWN_USERS = 200
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _user_index(run_id: str, _ds, _test_users) -> pd.DataFrame:
+    """Every user id once, with whether they have a test item: searched without a widget listing them all."""
+    has_test = np.zeros(_ds.n_users, dtype=bool)
+    has_test[_test_users] = True
+    return pd.DataFrame({"id": pd.Series(_ds.users.ids, dtype="str"), "has_test": has_test})
+
+
+def matching_users(run_id: str, ds, test_users: np.ndarray, query: str) -> tuple[list[str], int]:
+    """At most SHOWN_USERS ids containing `query` (exact match first, then users with a test item)."""
+    table = _user_index(run_id, ds, test_users)
+    hits = table[table["id"].str.contains(query, regex=False)] if query else table
+    order = np.lexsort(((hits["id"].str.len()).to_numpy(), ~hits["has_test"].to_numpy(),
+                        (hits["id"] != query).to_numpy()))
+    return hits["id"].to_numpy()[order[:SHOWN_USERS]].tolist(), len(hits)
+
 
 st.title("Recommendations")
 rows = [r for r in runs() if r["state"] in ("finished", "stopped")]
@@ -23,13 +44,12 @@ ds = loaded.ds
 
 c1, c2, c3 = st.columns([2, 2, 1])
 query = c1.text_input("Search users by id", key="recs.query", placeholder="e.g. 1")
-test_users = set(loaded.split.test["u"].tolist())
-ids = [u for u in ds.users.ids if query.strip() in u] if query.strip() else ds.users.ids
-ids = sorted(ids, key=lambda u: (u != query.strip(), ds.users.index(u) not in test_users, len(u), u))[:200]
+ids, matched = matching_users(chosen, ds, loaded.split.test["u"].to_numpy(), query.strip())
 if not ids:
     st.warning(f"No user id contains {query!r}.")
     st.stop()
-user = c2.selectbox("User", ids, key="recs.user", help="users with a held-out test item come first")
+user = c2.selectbox("User", ids, key="recs.user", help="an exact id first, then users with a held-out test item; "
+                    f"the first {SHOWN_USERS} of {matched:,} matches")
 k = c3.slider("K", 5, 50, 10, key="recs.k")
 
 try:

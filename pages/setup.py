@@ -1,6 +1,7 @@
 """Setup page: task, model family, base and strategy; what will train; the exact command to reproduce it."""
 import json
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -8,7 +9,9 @@ import streamlit as st
 from pages.common import active_dataset, active_source, config_widgets, pretty_json, show_error
 from recsys_core.bases import available_bases, resolve_base
 from recsys_core.data.splits import History
+from recsys_core.errors import RecTuneError
 from recsys_core.models import FAMILIES
+from recsys_core.models.memory import USABLE_SHARE, DataSizes, available_bytes, format_bytes
 from recsys_core.runs.spec import RunSpec
 from recsys_core.strategies import STRATEGIES, parse_strategy
 from recsys_core.train.finetune import preview
@@ -24,6 +27,12 @@ TASKS = {
 @st.cache_data(ttl=10, show_spinner=False)
 def base_choices() -> list[dict]:
     return [b.describe() for b in available_bases()]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def data_sizes(dataset_key: str, _ds) -> DataSizes:
+    """What memory estimates depend on, from the whole dataset (training is a little smaller)."""
+    return DataSizes.of(np.bincount(_ds.interactions["u"].to_numpy(), minlength=_ds.n_users), _ds.n_items)
 
 
 @st.cache_data(max_entries=32, show_spinner="Building the model to count what trains…")
@@ -87,6 +96,26 @@ except Exception as exc:  # noqa: BLE001 - an invalid option is shown, nothing s
     st.session_state.pop("setup_config", None)
     st.stop()
 st.session_state["setup_config"] = config
+
+st.subheader("Memory")
+sizes = data_sizes(f"{ds.name}:{len(ds)}:{ds.n_users}:{ds.n_items}", ds)
+estimate = model_cls.memory_estimate(spec.model, sizes)
+budget = int(available_bytes() * USABLE_SHARE)
+c = st.columns(3)
+c[0].metric("Peak memory estimate", format_bytes(estimate.total),
+            help="made from the options and the data's sizes before anything is allocated: "
+                 + ", ".join(f"{k} {format_bytes(v)}" for k, v in estimate.parts.items()))
+c[1].metric("This machine can give", format_bytes(budget), help="80% of the memory available now")
+if estimate.seconds:
+    c[2].metric("Fit time estimate", f"{estimate.seconds / 60:,.1f} min")
+if estimate.note:
+    st.caption(estimate.note)
+try:
+    model_cls.check_memory(spec.model, sizes)
+except RecTuneError as exc:
+    show_error(exc)
+    st.session_state.pop("setup_config", None)
+    st.stop()
 
 if neural:
     st.subheader("What trains")

@@ -14,7 +14,7 @@ from recsys_core.data.source import DataSource
 from recsys_core.errors import DataError, RecTuneError
 from recsys_core.storage.atomic import atomic_write_bytes, atomic_write_json, read_json
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # the same cap as .streamlit/config.toml's server.maxUploadSize
+MAX_UPLOAD_BYTES = 1024 * 1024 * 1024  # the same cap as .streamlit/config.toml's server.maxUploadSize (MB)
 
 
 def uploads_root() -> Path:

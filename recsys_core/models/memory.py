@@ -31,12 +31,14 @@ class DataSizes:
     max_user_length: int = 0
     #: sum over users of (interactions)^2: an upper bound on co-occurring item pairs
     co_occurrence_bound: int = 0
+    #: the training batch size (0: the family's default)
+    batch_size: int = 0
 
     @classmethod
-    def of(cls, user_counts: np.ndarray, n_items: int) -> "DataSizes":
+    def of(cls, user_counts: np.ndarray, n_items: int, batch_size: int = 0) -> "DataSizes":
         counts = np.asarray(user_counts, dtype=np.int64)
         return cls(len(counts), int(n_items), int(counts.sum()), int(counts.max(initial=0)),
-                   int((counts.astype(np.float64) ** 2).sum()))
+                   int((counts.astype(np.float64) ** 2).sum()), int(batch_size))
 
     @property
     def history_bytes(self) -> int:

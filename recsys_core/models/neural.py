@@ -120,8 +120,6 @@ FULL_SOFTMAX_ITEMS = 4096
 
 #: work space of one training step (sampled logits, gathered rows) at the default batch sizes, held high
 TRAINING_BATCH_BYTES = 64 * 1024 * 1024
-#: sequences per training batch the activation estimate assumes (the families' default batch sizes or more)
-SEQUENCE_BATCH = 256
 
 
 class NeuralRecommender(nn.Module, Recommender):
@@ -144,6 +142,8 @@ class NeuralRecommender(nn.Module, Recommender):
     width_option: str | None = "dim"
     #: the config field that caps how many recent items per user are read (sequence memory), if any
     sequence_option: str | None = None
+    #: the config field giving the sampled negatives scored at every sequence position, if any
+    negatives_option: str | None = None
 
     @classmethod
     def memory_estimate(cls, config: ModelConfig, sizes: DataSizes) -> MemoryEstimate:
@@ -156,8 +156,11 @@ class NeuralRecommender(nn.Module, Recommender):
         if cls.sequence_option:
             length = min(int(getattr(config, cls.sequence_option)), max(1, sizes.max_user_length))
             parts["padded sequences"] = sizes.n_users * length * 8 * 2
-            # activations kept for backward: a batch of sequences, each position a few dozen widths deep
-            parts["training batch"] += SEQUENCE_BATCH * length * width * 4 * 32
+            batch = sizes.batch_size or int(cls.default_train.get("batch_size", 256))
+            negatives = int(getattr(config, cls.negatives_option)) if cls.negatives_option else 0
+            # kept for backward: each position's activations (a few dozen widths deep) and, with a sampled
+            # softmax over every position, its logits, their softmax and gradients (measured: bench/scale.py)
+            parts["training batch"] += batch * length * (width * 4 * 32 + (negatives + 1) * 4 * 16)
         return MemoryEstimate(parts, option=cls.width_option)
 
     @classmethod

@@ -76,6 +76,7 @@ class SASRec(NeuralRecommender):
     item_tables = ("item_emb",)
     width_option = "hidden"
     sequence_option = "max_len"
+    negatives_option = "negatives"
     item_offset = 1
     # SASRec often sits on a plateau for its first epochs before it learns order; min_epochs gets it past that
     default_train = {"epochs": 200, "batch_size": 32, "lr": 1e-3, "patience": 10, "min_epochs": 20}

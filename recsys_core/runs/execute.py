@@ -108,7 +108,8 @@ def _execute(run: RunDir, spec: RunSpec, device: torch.device, resume: bool, say
     cls = family_class(spec.family)
     say(f"{spec.family}: {len(split.train):,} training interactions, {split.n_users:,} users, {split.n_items:,} items "
         f"on {device_name(device)}")
-    estimate = cls.check_memory(spec.model, DataSizes.of(split.train_history.user_counts, split.n_items))
+    batch = spec.train.batch_size if cls.trainable else 0
+    estimate = cls.check_memory(spec.model, DataSizes.of(split.train_history.user_counts, split.n_items, batch))
     say(f"memory estimate {estimate.describe()}")
     if not cls.trainable:
         if dist.enabled:
