@@ -180,12 +180,24 @@ def config_widgets(cls: type, key: str, defaults: dict | None = None, skip: tupl
                                                      format="%g", min_value=float(f["min"]) if f["min"] is not None else None,
                                                      max_value=float(f["max"]) if f["max"] is not None else None))
             elif isinstance(default, (tuple, list)):
-                text = st.text_input(label, value=", ".join(map(str, default)), help=help_text, key=wkey)
-                values[name] = [int(x) for x in text.replace(" ", "").split(",") if x.lstrip("-").isdigit()]
+                text = st.text_input(label, value=", ".join(f"{v:g}" if isinstance(v, float) else str(v)
+                                                             for v in default), help=help_text, key=wkey)
+                values[name] = parse_number_list(text, float if any(isinstance(v, float) for v in default) else int)
             else:
                 values[name] = st.text_input(label, value="" if default is None else str(default), help=help_text,
                                              key=wkey)
     return values
+
+
+def parse_number_list(text: str, kind: type) -> list:
+    """'10, 50, 1e3' -> numbers of `kind`; what is not a number is left out (the config check reports the rest)."""
+    out = []
+    for part in text.replace(" ", "").split(","):
+        try:
+            out.append(kind(float(part)) if kind is int and "." not in part else kind(part))
+        except ValueError:
+            continue
+    return out
 
 
 def keep_in_url() -> None:

@@ -97,6 +97,8 @@ def test_setup_page_shows_what_trains_and_the_command(app: AppTest) -> None:
     app.selectbox(key="setup.family").set_value("ease").run()
     assert not app.exception
     assert app.session_state["setup_config"]["model"]["family"] == "ease"
+    # the L2 grid's floats survive the text widget (they were once parsed as ints and dropped)
+    assert list(app.session_state["setup_config"]["model"]["grid"]) == [10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
 
 
 def test_train_page_shows_a_finished_run(app: AppTest) -> None:
@@ -151,3 +153,33 @@ def test_experiments_page_reads_a_result_with_its_verdict(app: AppTest, studio_r
     assert "frozen and no_update: no significant difference" in shown
     assert "Best on validation: lora" in shown
     assert len(app.get("plotly_chart")) >= 2  # the forest plot and the cost chart
+
+
+def test_setup_page_shows_the_memory_estimate_and_refuses_what_does_not_fit(app: AppTest, monkeypatch) -> None:
+    _page(app, "pages/setup.py")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Peak memory estimate"].endswith(("MB", "GB")) and "This machine can give" in metrics
+    monkeypatch.setenv("RECTUNE_MEMORY_LIMIT_BYTES", str(50e6))  # a machine far too small for EASE on the demo
+    app.selectbox(key="setup.family").set_value("ease").run()
+    assert not app.exception
+    assert any("set max_items" in e.value for e in app.error)
+    assert "setup_config" not in app.session_state  # nothing can be started from a setup that does not fit
+
+
+def test_recommendations_search_finds_the_exact_user_first(app: AppTest) -> None:
+    app.run()
+    app.query_params["run"] = "lora-sasrec"
+    app.switch_page("pages/recommendations.py").run()
+    app.text_input(key="recs.query").set_value("u1").run()
+    options = app.selectbox(key="recs.user").options
+    assert options[0] == "u1" and all("u1" in o for o in options) and len(options) <= 200
+
+
+def test_data_page_says_when_file_order_is_time_order(app: AppTest, tmp_path) -> None:
+    from recsys_core.data.source import DataSource
+
+    path = tmp_path / "sequences.txt"
+    path.write_text("\n".join(f"u{u} i{(u * 7 + s) % 23}" for s in range(5) for u in range(12)) + "\n")
+    app.session_state["dataset_source"] = DataSource(str(path), sep="space", order="file")
+    _page(app, "pages/data.py")
+    assert any("in time order in the file" in i.value for i in app.info)

@@ -51,7 +51,7 @@ class EASERecommender(FittedRecommender):
     @classmethod
     def memory_estimate(cls, config: EASEConfig, sizes: DataSizes) -> MemoryEstimate:
         n = cls.catalogue(config, sizes.n_items)
-        fits = 1 if config.l2 else len(config.grid)
+        fits = 1 if config.l2 else max(1, len(config.grid))
         dense = n * n * 4
         # the Gram matrix, its Cholesky factor, the inverse, and the weights kept (best so far and current)
         parts = {"history": sizes.history_bytes, "Gram matrix": dense, "Cholesky and inverse": 2 * dense,
@@ -67,7 +67,7 @@ class EASERecommender(FittedRecommender):
         by_memory = int((dense_budget / (5 * 4)) ** 0.5)
         if not config.max_seconds:
             return by_memory
-        fits = 1 if config.l2 else len(config.grid)
+        fits = 1 if config.l2 else max(1, len(config.grid))
         return min(by_memory, int((config.max_seconds / fits / INVERSE_SECONDS_PER_N3) ** (1 / 3)))
 
     @classmethod
@@ -76,7 +76,7 @@ class EASERecommender(FittedRecommender):
         estimate = cls.memory_estimate(config, sizes)
         budget = int(available_bytes() * USABLE_SHARE)
         n = cls.catalogue(config, sizes.n_items)
-        fits = 1 if config.l2 else len(config.grid)
+        fits = 1 if config.l2 else max(1, len(config.grid))
         if estimate.total > budget:
             why = f"would need {estimate.describe()}, but this machine can give about {format_bytes(budget)}"
         elif config.max_seconds and estimate.seconds and estimate.seconds > config.max_seconds:
@@ -100,7 +100,7 @@ class EASERecommender(FittedRecommender):
     def fit_tuned(self, history: History, validate: Callable[["EASERecommender"], float],
                   progress: Callable[[str], None] | None = None) -> "EASERecommender":
         """Fit with the configured lambda, or try the grid and keep the best on `validate` (e.g. NDCG@10)."""
-        if self.config.l2:
+        if self.config.l2 or not self.config.grid:
             return self.fit(history)
         self.check_memory(self.config, DataSizes.of(history.user_counts, self.n_items))
         self.fitted = history
