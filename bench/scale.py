@@ -98,7 +98,8 @@ def run_stage(stage: str, path: str) -> dict:
 
 def _baseline(stage: str, split, steps: Steps) -> dict:
     from recsys_core.eval.evaluator import evaluate
-    from recsys_core.pipeline import fit_baseline, ranking_progress
+    from recsys_core.eval.evaluator import ranking_progress
+    from recsys_core.pipeline import fit_baseline
 
     family = {"ease_pruned": "ease"}.get(stage, stage)
     options = {"itemknn": ITEMKNN, "ease": EASE_DEFAULT, "ease_pruned": EASE_PRUNED}.get(stage, {})

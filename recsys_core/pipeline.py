@@ -6,7 +6,7 @@ from typing import Callable
 
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.splits import Split, make_split
-from recsys_core.eval.evaluator import EvalResult, evaluate
+from recsys_core.eval.evaluator import EvalResult, evaluate, ranking_progress
 from recsys_core.models import baseline_class
 from recsys_core.models.base import FittedRecommender
 
@@ -19,19 +19,6 @@ def fit_baseline(family: str, split: Split, progress: Progress | None = None, **
     model = cls(split.n_users, split.n_items, cls.config_class.from_dict(config) if config else None)
     return model.fit_tuned(split.train_history, lambda m: evaluate(m, split, "valid").metrics["ndcg@10"],
                            progress=progress)
-
-
-def ranking_progress(progress: Progress | None, stage: str, every: float = 5.0) -> Callable[[int, int], None] | None:
-    """The evaluator's (done, total) callback as a message every `every` seconds (long rankings only)."""
-    if progress is None:
-        return None
-    last = [time.perf_counter()]
-
-    def report(done: int, total: int) -> None:
-        if time.perf_counter() - last[0] >= every and done < total:
-            last[0] = time.perf_counter()
-            progress(f"ranking {stage}: {done:,} of {total:,} users")
-    return report
 
 
 def evaluate_baseline(ds: Dataset, family: str, k: int = 10, split_name: str = "leave-last-out", seed: int = 0,

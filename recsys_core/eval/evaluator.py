@@ -139,3 +139,16 @@ def evaluate(model: Scorer, split: Split, stage: str = "test", k: int = 10, ks: 
     per_user["best_rank"] = all_ranks.min(1) if len(eval_users) else []
     metrics["n_users"] = int(len(eval_users))
     return EvalResult(metrics, per_user, topk, eval_users, stage, split.name, time.perf_counter() - start)
+
+
+def ranking_progress(progress: Callable[[str], None] | None, stage: str, every: float = 5.0) -> Callable[[int, int], None] | None:
+    """The evaluator's (done, total) callback as a message every `every` seconds (long rankings only)."""
+    if progress is None:
+        return None
+    last = [time.perf_counter()]
+
+    def report(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] >= every and done < total:
+            last[0] = time.perf_counter()
+            progress(f"ranking {stage}: {done:,} of {total:,} users")
+    return report

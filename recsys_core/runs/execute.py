@@ -21,7 +21,7 @@ from recsys_core.bases import Base, resolve_base, save_ids
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.splits import Split
 from recsys_core.errors import ConfigError, RecTuneError
-from recsys_core.eval.evaluator import evaluate
+from recsys_core.eval.evaluator import evaluate, ranking_progress
 from recsys_core.models import build_model, family_class
 from recsys_core.models.base import FittedRecommender
 from recsys_core.models.memory import DataSizes
@@ -214,8 +214,8 @@ def _finish(run: RunDir, model, split: Split, ds: Dataset, status: str, reason: 
             params: tuple[int, int], say: Progress, **extra: Any) -> RunResult:
     """Evaluate the kept model on validation and test, save it, write eval.json and the final status."""
     say(f"ranking all {split.n_items:,} items for validation and test users")
-    valid = evaluate(model, split, "valid", k=10)
-    test = evaluate(model, split, "test", k=10)
+    valid = evaluate(model, split, "valid", k=10, progress=ranking_progress(say, "validation"))
+    test = evaluate(model, split, "test", k=10, progress=ranking_progress(say, "test"))
     stamps = ds.interactions["timestamp"]
     until = float(stamps.max()) if stamps.notna().all() and len(stamps) else None
 

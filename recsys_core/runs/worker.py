@@ -24,6 +24,10 @@ class CheckpointFailed(TrainingFailed):
     """The run directory could not be written (disk full, permissions); earlier checkpoints are untouched."""
 
 
+#: seconds between progress lines on stderr inside an epoch
+PROGRESS_SECONDS = 15.0
+
+
 class RunLogger(Callback):
     """Writes metrics.jsonl, status.json progress, a checkpoint each epoch, and mirrors progress to stderr."""
 
@@ -31,6 +35,7 @@ class RunLogger(Callback):
         self.run = run
         self.progress = progress
         self.last_status = 0.0
+        self.last_said = time.time()
 
     def on_step_end(self, trainer: Trainer, info: dict) -> None:
         with self._writing("the metrics log"):
@@ -39,6 +44,10 @@ class RunLogger(Callback):
                 self.run.write_status(epoch=info["epoch"], step=info["step"], total_steps=info["total_steps"],
                                       loss=info["loss"], throughput=info["throughput"])
                 self.last_status = time.time()
+        if self.progress and time.time() - self.last_said > PROGRESS_SECONDS:  # long epochs say how far they are
+            self.progress(f"epoch {info['epoch']}: step {info['step']:,} of {info['total_steps']:,}, "
+                          f"loss {info['loss']:.4f}, {info['throughput']:,.0f} samples/s")
+            self.last_said = time.time()
 
     def on_eval_end(self, trainer: Trainer, metrics: dict) -> None:
         with self._writing("the metrics log"):
