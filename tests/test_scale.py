@@ -168,3 +168,18 @@ def test_estimates_grow_with_the_data() -> None:
         assert cls.memory_estimate(cfg, large).total > cls.memory_estimate(cfg, small).total
     ease = EASERecommender.memory_estimate(EASEConfig(), large)
     assert ease.seconds > EASERecommender.memory_estimate(EASEConfig(max_items=5000), large).seconds * 100
+
+
+def test_wide_parquet_reads_only_the_mapped_columns(tmp_path: Path, monkeypatch) -> None:
+    from recsys_core.data import io
+
+    frame = make_interactions(n_users=10, n_items=12, per_user=4)
+    frame["description"] = "a long text column nobody maps " * 4
+    path = tmp_path / "wide.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    read = []
+    original = io._read_parquet
+    monkeypatch.setattr(io, "_read_parquet", lambda p, columns=None: read.append(columns) or original(p, columns))
+    ds = load_dataset(path)
+    assert read == [["user_id", "item_id", "rating", "timestamp"]]
+    assert len(ds) == len(frame) and ds.has_rating and ds.has_timestamp

@@ -11,8 +11,8 @@ import pandas as pd
 
 from recsys_core.data.clean import CleaningOptions, CleaningStep, clean
 from recsys_core.data.idmap import IdMap
-from recsys_core.data.io import RawTable, is_parquet_folder, read_table
-from recsys_core.data.schema import ColumnMapping, infer_mapping, parse_columns_option, role_of
+from recsys_core.data.io import is_parquet_folder, parquet_columns, read_table
+from recsys_core.data.schema import infer_mapping, parse_columns_option, role_of
 from recsys_core.data.validate import Issue, check_usable, typed_interactions, warnings_for
 from recsys_core.errors import DataError
 from recsys_core.paths import project_root
@@ -117,6 +117,18 @@ class Dataset:
         return cls(name, frame, users, items, bool(has_rating), bool(has_timestamp), item_table, order=order)
 
 
+def _parquet_projection(path: Path, overrides: dict[str, str]) -> list[str] | None:
+    """The columns of a Parquet source that roles map to: only those are read (None: read everything)."""
+    names = parquet_columns(path)
+    if names is None:
+        return None
+    try:
+        mapping = infer_mapping(names, overrides, header=True, source=path.name)
+    except DataError:
+        return None  # reading everything gives the same error, with the data at hand
+    return [c for c in (mapping.user, mapping.item, mapping.rating, mapping.timestamp) if c]
+
+
 def _size_text(path: Path) -> str:
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
     return f"{size / 1e6:,.1f} MB"
@@ -168,9 +180,10 @@ def load_dataset(data: str | Path, columns: str | dict | None = None, sep: str |
         if columns is None:
             columns = "user=0,item=1,rating=2,timestamp=3"
     say(f"reading {inter_path.name} ({_size_text(inter_path)})")
-    raw = read_table(inter_path, sep=sep, header=header, max_bytes=max_bytes)
-    say(f"validating {len(raw.frame):,} rows")
     overrides = parse_columns_option(columns) if isinstance(columns, str) or columns is None else dict(columns)
+    raw = read_table(inter_path, sep=sep, header=header, max_bytes=max_bytes,
+                     columns=_parquet_projection(inter_path, overrides))
+    say(f"validating {len(raw.frame):,} rows")
     numeric = {c for c in raw.frame.columns
                if pd.to_numeric(raw.frame[c].head(200), errors="coerce").notna().mean() > 0.95}
     mapping = infer_mapping(list(raw.frame.columns), overrides, header=raw.header, source=inter_path.name,

@@ -67,15 +67,18 @@ def parse_separator(sep: str | None) -> str | None:
 
 
 def read_table(path: str | Path, sep: str | None = None, header: bool | None = None,
-               max_bytes: int | None = None) -> RawTable:
-    """Read `path` into a RawTable. `header=None` detects a header row; `sep=None` sniffs it."""
+               max_bytes: int | None = None, columns: list[str] | None = None) -> RawTable:
+    """Read `path` into a RawTable. `header=None` detects a header row; `sep=None` sniffs it.
+
+    `columns` limits a Parquet read to those columns (a wide table's other columns are never read).
+    """
     path = Path(path)
     name = path.name
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
         if is_parquet_folder(path):
-            return _read_parquet(path)
+            return _read_parquet(path, columns)
         raise DataError(f"{path}: is a folder; give a file, a folder of Parquet files, "
                         "or a MovieLens-style folder with ratings.csv")
     size = path.stat().st_size
@@ -86,7 +89,7 @@ def read_table(path: str | Path, sep: str | None = None, header: bool | None = N
     suffix = path.suffix.lower()
     try:
         if suffix in PARQUET_SUFFIXES:
-            return _read_parquet(path)
+            return _read_parquet(path, columns)
         head = _read_head(path)
         if suffix in JSONL_SUFFIXES or (head.lstrip()[:1] == b"{" and suffix not in (".csv", ".tsv", ".inter")):
             return _read_jsonl(path, head)
@@ -153,13 +156,28 @@ def _decode(name: str, raw: bytes) -> tuple[str, str]:
                         "save the file as UTF-8") from None
 
 
-def _read_parquet(path: Path) -> RawTable:
-    """One Parquet file, or a folder of them (hive partitions become columns), read fragment by fragment."""
+def parquet_columns(path: Path) -> list[str] | None:
+    """The column names of a Parquet file or folder, from its metadata alone (None if it is not Parquet)."""
+    if not (path.suffix.lower() in PARQUET_SUFFIXES or is_parquet_folder(path)):
+        return None
+    try:
+        return list(_parquet_dataset(path).schema.names)
+    except Exception:  # an unreadable file: read_table gives the message
+        return None
+
+
+def _parquet_dataset(path: Path):
     import pyarrow.dataset as pads  # pyarrow costs a noticeable import; only Parquet files need it
 
+    return pads.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
+
+
+def _read_parquet(path: Path, columns: list[str] | None = None) -> RawTable:
+    """One Parquet file, or a folder of them (hive partitions become columns), read fragment by fragment."""
     try:
-        dataset = pads.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
-        table = dataset.to_table()
+        dataset = _parquet_dataset(path)
+        known = set(dataset.schema.names)
+        table = dataset.to_table(columns=[c for c in columns if c in known] if columns else None)
     except Exception as exc:
         raise DataError(f"{path.name}: not a readable Parquet file ({_first_line(exc)})") from None
     if table.num_rows == 0:
