@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -175,6 +176,22 @@ def ensure_data(name: str, workdir: Path) -> Path:
     return path
 
 
+def _message(r: dict) -> str:
+    """A child's last stderr line, without the exception's class name (the words are the message)."""
+    text = r.get("message", "")
+    return text.split("Error: ", 1)[1] if text.startswith("recsys_core.errors.") and "Error: " in text else text
+
+
+def growth(results: dict, stage: str) -> str:
+    """How the stage's time grows with the rows between the two largest sizes where both ran: t ~ rows^a."""
+    ran = [(SIZES[s][0], r[stage]["seconds"]) for s, r in results.items()
+           if r[stage]["outcome"] == "ok" and r[stage]["seconds"] > 0.05]
+    if len(ran) < 2:
+        return "—"
+    (n1, t1), (n2, t2) = ran[-2], ran[-1]
+    return f"rows^{math.log(t2 / t1) / math.log(n2 / n1):.2f}"
+
+
 def _cell(r: dict) -> str:
     if r["outcome"] == "skipped":
         return "—"
@@ -183,16 +200,22 @@ def _cell(r: dict) -> str:
     return f"{r['seconds']:,.1f} s · {r['peak_rss_mb'] / 1024:,.2f} GB"
 
 
+def _sizes_header(sizes: list[str]) -> str:
+    return " | ".join(f"{s} rows ({SIZES[s][1] // 1000}k users, {SIZES[s][2] // 1000}k items)" for s in sizes)
+
+
 def markdown(results: dict, command: str, started: str) -> str:
     sizes = list(results)
+    missing = {"outcome": "skipped", "message": "not run (the run was cut short)"}
+    results = {s: {stage: r.get(stage, missing) for stage in STAGES} for s, r in results.items()}
     lines = [f"Command: `{command}` on {machine()}, 2 cores, {started}. Every stage in a fresh process; "
              "peak RSS is that process's (data loaded + the stage). Data: bench/synth.py logs (power-law "
              "activity and popularity, 32 latent topics, timestamps, ratings).", "",
-             "| stage | " + " | ".join(f"{s} rows ({SIZES[s][1] // 1000}k users, {SIZES[s][2] // 1000}k items)"
-                                    for s in sizes) + " |",
-             "|---|" + "---|" * len(sizes)]
+             "| stage | " + _sizes_header(sizes) + " | time grows as |",
+             "|---|" + "---|" * (len(sizes) + 1)]
     for stage in STAGES:
-        lines.append(f"| {LABELS[stage]} | " + " | ".join(_cell(results[s][stage]) for s in sizes) + " |")
+        lines.append(f"| {LABELS[stage]} | " + " | ".join(_cell(results[s][stage]) for s in sizes)
+                     + f" | {growth(results, stage)} |")
     lines += ["", "Details (seconds are wall time on this machine):", ""]
     for s in sizes:
         for stage in STAGES:
@@ -213,7 +236,9 @@ def _detail(r: dict) -> str:
     if r["outcome"] == "skipped":
         return r["message"]
     if r["outcome"] != "ok":
-        return f"{r['outcome']}: {r['message']}"
+        after = f" (the whole process, loading included, took {r['refused_after_s']:.1f} s)" \
+            if "refused_after_s" in r else ""
+        return f"{r['outcome']}: {_message(r)}{after}"
     keys = ["read_s", "validate_s", "fit_s", "epoch_s", "eval_s", "first_s", "rerun_s", "ndcg@10", "test_users"]
     parts = [f"{k} {r[k]:,.4g}" if isinstance(r.get(k), float) else f"{k} {r[k]:,}" for k in keys
              if r.get(k) is not None]
@@ -229,16 +254,30 @@ def main() -> int:
     parser.add_argument("--stage-timeout", type=float, default=1200)
     parser.add_argument("--workdir", default="/tmp/rectune-scale")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--from-json", metavar="FILE", help="rewrite the section from a saved run's results")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:  # a child: one stage, one JSON line on stdout
-        figures = run_stage(args.stage, args.data)
+        from recsys_core.errors import RecTuneError
+
+        start = time.perf_counter()
+        try:
+            figures = run_stage(args.stage, args.data)
+        except RecTuneError as exc:  # a refusal in words: how long it took to say so is part of the result
+            figures = {"outcome": "refused", "message": str(exc), "refused_after_s": time.perf_counter() - start}
         print(json.dumps({**figures, "peak_rss_mb": peak_rss_mb()}, default=str))
+        return 0
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        if "results" not in saved:  # the plain results a run writes as it goes
+            saved = {"results": saved, "command": "python bench/scale.py", "started": time.strftime("%Y-%m-%d")}
+        write_section("scale", markdown(saved["results"], saved["command"], saved["started"]))
         return 0
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     started, results = time.strftime("%Y-%m-%d"), {}
+    command = ("python bench/scale.py " + " ".join(sys.argv[1:])).strip()
     for name in args.sizes.split(","):
         path = ensure_data(name, workdir)
         results[name] = {}
@@ -250,9 +289,10 @@ def main() -> int:
             results[name][stage] = stage_in_subprocess(stage, path, args.stage_timeout)
             print(f"[{name}] {stage}: {_cell(results[name][stage])} {_detail(results[name][stage])}",
                   file=sys.stderr, flush=True)
-            (ROOT / "docs" / "results-scale.json").write_text(json.dumps(results, indent=1, default=str))
+            saved = {"command": command, "started": started, "machine": machine(), "results": results}
+            (ROOT / "docs" / "results-scale.json").write_text(json.dumps(saved, indent=1, default=str))
     if not args.no_write:
-        write_section("scale", markdown(results, "python bench/scale.py " + " ".join(sys.argv[1:]), started))
+        write_section("scale", markdown(results, command, started))
     return 0
 
 
