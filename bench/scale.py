@@ -43,6 +43,10 @@ SKIP = {"20M": {"sasrec": "not run: one epoch over 600k sequences is past this b
                              "but AppTest holds two copies)"}}
 
 
+#: when the current stage's fit began (a refusal reports how long after it came)
+FIT_STARTED = [0.0]
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -104,7 +108,7 @@ def _baseline(stage: str, split, steps: Steps) -> dict:
 
     family = {"ease_pruned": "ease"}.get(stage, stage)
     options = {"itemknn": ITEMKNN, "ease": EASE_DEFAULT, "ease_pruned": EASE_PRUNED}.get(stage, {})
-    start = time.perf_counter()
+    start = FIT_STARTED[0] = time.perf_counter()
     model = fit_baseline(family, split, progress=steps, **options)
     fit_s = time.perf_counter() - start
     result = evaluate(model, split, "test", progress=ranking_progress(steps, "test", every=30))
@@ -236,8 +240,8 @@ def _detail(r: dict) -> str:
     if r["outcome"] == "skipped":
         return r["message"]
     if r["outcome"] != "ok":
-        after = f" (the whole process, loading included, took {r['refused_after_s']:.1f} s)" \
-            if "refused_after_s" in r else ""
+        after = f" (refused {r['refused_in_s']:.2f} s after the fit was asked for; the whole process, loading " \
+            f"the data included, took {r['refused_after_s']:.1f} s)" if r.get("refused_in_s") is not None else ""
         return f"{r['outcome']}: {_message(r)}{after}"
     keys = ["read_s", "validate_s", "fit_s", "epoch_s", "eval_s", "first_s", "rerun_s", "ndcg@10", "test_users"]
     parts = [f"{k} {r[k]:,.4g}" if isinstance(r.get(k), float) else f"{k} {r[k]:,}" for k in keys
@@ -265,7 +269,9 @@ def main() -> int:
         try:
             figures = run_stage(args.stage, args.data)
         except RecTuneError as exc:  # a refusal in words: how long it took to say so is part of the result
-            figures = {"outcome": "refused", "message": str(exc), "refused_after_s": time.perf_counter() - start}
+            now = time.perf_counter()
+            figures = {"outcome": "refused", "message": str(exc), "refused_after_s": now - start,
+                       "refused_in_s": now - FIT_STARTED[0] if FIT_STARTED[0] else None}
         print(json.dumps({**figures, "peak_rss_mb": peak_rss_mb()}, default=str))
         return 0
     if args.from_json:
