@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -25,9 +26,9 @@ KEPT_DATASETS = 4
 
 
 @st.cache_resource
-def _datasets() -> OrderedDict:
-    """The server's loaded datasets, shared by every session, oldest first."""
-    return OrderedDict()
+def _datasets() -> tuple[OrderedDict, threading.Lock]:
+    """The server's loaded datasets, shared by every session, oldest first, and the lock guarding them."""
+    return OrderedDict(), threading.Lock()
 
 
 def load_cached(source: DataSource) -> Dataset:
@@ -37,20 +38,21 @@ def load_cached(source: DataSource) -> Dataset:
     already loaded shows nothing. (A cached function cannot draw outside itself, hence the store.)
     """
     key = json.dumps(source.as_dict(), sort_keys=True)
-    store = _datasets()
-    if key in store:
-        store.move_to_end(key)
-        return store[key]
-    placeholder = st.empty()
-    try:
-        with st.spinner("Loading the dataset…"):
-            ds = load_source(source, progress=lambda step: placeholder.caption(f"Loading the dataset: {step}…"))
-    finally:
-        placeholder.empty()
-    store[key] = ds
-    while len(store) > KEPT_DATASETS:
-        store.popitem(last=False)
-    return ds
+    store, lock = _datasets()
+    with lock:  # one load at a time per server: two sessions asking for one big file load it once
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+        placeholder = st.empty()
+        try:
+            with st.spinner("Loading the dataset…"):
+                ds = load_source(source, progress=lambda step: placeholder.caption(f"Loading the dataset: {step}…"))
+        finally:
+            placeholder.empty()
+        store[key] = ds
+        while len(store) > KEPT_DATASETS:
+            store.popitem(last=False)
+        return ds
 
 
 def activate_upload(source: DataSource) -> Dataset:

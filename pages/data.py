@@ -10,6 +10,12 @@ from recsys_core.data.source import DataSource
 from recsys_core.uploads import column_preview, mapping_spec, save_upload
 
 NONE = "(none)"
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the file's columns…")
+def cached_preview(path: str, size: int, mtime: float) -> dict:
+    """The column preview of an upload, read once per file (not on every widget change)."""
+    return column_preview(path)
 st.title("Data")
 
 with st.expander("Load data", expanded="dataset_source" not in st.session_state):
@@ -33,7 +39,7 @@ with st.expander("Load data", expanded="dataset_source" not in st.session_state)
                 if st.session_state.get("upload_name") != signature:
                     path = str(save_upload(upload.name, upload.getvalue()))
                     st.session_state["upload_path"], st.session_state["upload_name"] = path, signature
-                preview = column_preview(path)
+                preview = cached_preview(path, Path(path).stat().st_size, Path(path).stat().st_mtime)
             except Exception as exc:  # noqa: BLE001 - every problem is shown in words; the active dataset stays
                 show_error(exc)
         if preview is not None:
@@ -86,7 +92,7 @@ def overview(fingerprint: tuple, _ds) -> dict:
 
 ds = active_dataset()
 frame = ds.interactions
-view = overview((ds.name, len(ds), ds.n_users, ds.n_items, int(frame["u"].sum()), int(frame["i"].sum()),
+view = overview((ds.name, ds.order, len(ds), ds.n_users, ds.n_items, int(frame["u"].sum()), int(frame["i"].sum()),
                  float(frame["timestamp"].fillna(0).sum()), float(frame["rating"].sum())), ds)
 info = view["info"]
 st.subheader(f"{ds.name}")

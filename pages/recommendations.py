@@ -10,7 +10,7 @@ from recsys_core.runs.finished import base_run_of
 SHOWN_USERS = 200
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def _user_index(run_id: str, _ds, _test_users) -> pd.DataFrame:
     """Every user id once, with whether they have a test item: searched without a widget listing them all."""
     has_test = np.zeros(_ds.n_users, dtype=bool)

@@ -3,8 +3,8 @@
 The row-wise reader in io.py gives precise messages (line numbers, encodings, ragged rows) but costs
 about 14 s and 0.5 GB per million rows. This reader parses in C++ straight into Arrow string columns
 (measured in docs/BENCHMARKS.md: a 5M-row CSV in about 1 s). It declines (returns None) whenever it
-cannot be sure to read the file exactly as the row-wise reader would — another encoding, a ragged or
-multi-line row, a multi-character separator, runs of spaces — and io.py then reads it row by row, so
+cannot be sure to read the file exactly as the row-wise reader would — another encoding, a ragged row,
+a quoted value spanning lines, a ':' inside a '::' file, runs of spaces — and io.py then reads it row by row, so
 bad files keep their precise messages.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -19,6 +20,7 @@ import pyarrow.csv as pacsv
 #: files bigger than this are never re-read row by row after the fast reader declines: the row-wise
 #: reader needs about 30x the file's size in memory; instead the fast reader's own message is given
 ROW_WISE_LIMIT_BYTES = 256 * 1024 * 1024
+DOUBLE_COLON = "::"
 
 
 class Declined(Exception):
@@ -30,12 +32,20 @@ class Declined(Exception):
 
 
 def can_read_fast(sep: str, sample_lines: list[str]) -> bool:
-    """Only single-character separators; with spaces, only files whose fields are split by exactly one."""
+    """Single-character separators and '::' (read as ':' with empty fields between); with spaces, only files
+    whose fields are split by exactly one."""
+    if sep == DOUBLE_COLON:
+        return True
     if len(sep) != 1:
         return False
     if sep == " ":
         return not any("  " in ln or ln != ln.strip() or "\t" in ln for ln in sample_lines)
     return True
+
+
+def row_wise_limit() -> int:
+    """The largest file the row-wise reader may take: it needs about 30x the file's size in memory."""
+    return int(min(ROW_WISE_LIMIT_BYTES, psutil.virtual_memory().available / 30))
 
 
 def read_delimited(path: Path, sep: str, names: list[str], skip_rows: int) -> pd.DataFrame:
@@ -46,6 +56,8 @@ def read_delimited(path: Path, sep: str, names: list[str], skip_rows: int) -> pd
         bad_rows.append(row.text or "")
         return "skip"
 
+    if sep == DOUBLE_COLON:  # MovieLens .dat: 'a::b::c' is 'a', '', 'b', '', 'c' split on ':'
+        return _read_double_colon(path, names, skip_rows)
     read = pacsv.ReadOptions(column_names=names, skip_rows=skip_rows, block_size=16 << 20)
     parse = pacsv.ParseOptions(delimiter=sep, quote_char='"' if sep != " " else False, double_quote=True,
                                newlines_in_values=False, ignore_empty_lines=True, invalid_row_handler=on_invalid)
@@ -57,7 +69,33 @@ def read_delimited(path: Path, sep: str, names: list[str], skip_rows: int) -> pd
         raise Declined(str(exc).splitlines()[0][:200]) from None
     if bad_rows:
         raise Declined(f"{len(bad_rows):,} row(s) do not have {len(names)} fields, e.g. {bad_rows[0][:80]!r}")
+    for name, column in zip(table.column_names, table.columns):
+        if pc.any(pc.match_substring_regex(column, "[\r\n]")).as_py():  # a quoted field spans lines
+            raise Declined(f"column {name!r} has a quoted value that spans lines")
     return text_frame(table)
+
+
+def _read_double_colon(path: Path, names: list[str], skip_rows: int) -> pd.DataFrame:
+    gaps = [f"_gap{j}" for j in range(len(names) - 1)]
+    spread = [x for pair in zip(names, gaps + [None]) for x in pair if x is not None]
+    bad_rows: list[str] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad_rows.append(row.text or "")
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=spread, skip_rows=skip_rows,
+                                                                    block_size=16 << 20),
+                               parse_options=pacsv.ParseOptions(delimiter=":", quote_char=False,
+                                                                invalid_row_handler=on_invalid),
+                               convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in spread},
+                                                                    strings_can_be_null=False, null_values=[]))
+    except pa.ArrowInvalid as exc:
+        raise Declined(str(exc).splitlines()[0][:200]) from None
+    if bad_rows or any(pc.any(pc.not_equal(table[g], "")).as_py() for g in gaps):
+        raise Declined("a field contains ':' (a single colon inside a '::'-separated file)")
+    return text_frame(table.select(names))
 
 
 def text_frame(table: pa.Table) -> pd.DataFrame:

@@ -223,10 +223,10 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
             vals = s.to_numpy(dtype=float, na_value=np.nan)
             finite = np.isfinite(vals)
             if finite.any() and np.all(vals[finite] == np.round(vals[finite])) and np.abs(vals[finite]).max() < 2**53:
-                text = pd.Series([repr(int(v)) if f else (None if np.isnan(v) else repr(v))
+                text = pd.Series([repr(int(v)) if f else (None if np.isnan(v) else repr(float(v)))
                                   for v, f in zip(vals, finite)], index=s.index, dtype=object)
             else:
-                text = pd.Series([None if np.isnan(v) else repr(v) for v in vals], index=s.index, dtype=object)
+                text = pd.Series([None if np.isnan(v) else repr(float(v)) for v in vals], index=s.index, dtype=object)
         elif pd.api.types.is_datetime64_any_dtype(s):
             text = s.astype(str).where(s.notna(), None)
         else:
@@ -260,14 +260,14 @@ def _read_delimited(path: Path, head: bytes, sep: str | None, header: bool | Non
             try:
                 frame = fastcsv.read_delimited(path, sep, names, skip_rows=1 if header else 0)
             except fastcsv.Declined as why:
-                if size > fastcsv.ROW_WISE_LIMIT_BYTES:
+                if size > fastcsv.row_wise_limit():
                     raise DataError(f"{name}: could not read the file as a table ({why.reason})") from None
             else:
                 if frame.empty:
                     raise DataError(f"{name}: the file has a header but no data rows")
                 return RawTable(frame, path, "inter" if is_inter else "csv", header=header, sep=sep,
                                 notes=notes, first_data_line=2 if header else 1)
-    if size > fastcsv.ROW_WISE_LIMIT_BYTES:
+    if size > fastcsv.row_wise_limit():
         raise DataError(f"{name}: {size / 1e6:,.0f} MB is too large to read row by row; save it as UTF-8 with "
                         "a one-character separator (or as Parquet) so the fast reader can take it")
     return _read_row_wise(path, sep, header, is_inter)

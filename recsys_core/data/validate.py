@@ -102,11 +102,9 @@ def parse_ids(raw: RawTable, column: str, role: str, drop_invalid: bool) -> tupl
     too_long = _per_row(codes, (text.str.len() > MAX_ID_LENGTH).to_numpy() & ~null_word)
     if too_long.any():
         _fail(raw, f"bad_{role}", column, np.flatnonzero(too_long), f"has {role} ids longer than {MAX_ID_LENGTH} characters")
-    # Ids that are numbers written as floats ('1.0') are the same id as '1'.
-    as_float = pd.to_numeric(text, errors="coerce")
-    integral = as_float.notna() & np.isfinite(as_float) & (as_float == np.round(as_float)) & text.str.contains(r"\.0+$", regex=True)
-    if integral.any():
-        text = text.where(~integral, as_float.where(integral, 0).astype("int64").astype(str))
+    # Ids that are integers written as floats ('1.0') are the same id as '1'; rewritten as text, so ids
+    # beyond float precision (or with leading zeros) keep every digit.
+    text = text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
     # distinct spellings may now be the same id: code rows by the clean id
     clean_codes, ids = pd.factorize(text)
     row_codes = np.where(missing, -1, clean_codes[np.maximum(codes, 0)] if len(clean_codes) else -1)

@@ -118,7 +118,9 @@ def evaluate(model: Scorer, split: Split, stage: str = "test", k: int = 10, ks: 
             dev = scores.device
             ranks = pessimistic_ranks(scores, torch.as_tensor(tgt, device=dev), torch.as_tensor(msk, device=dev))
             all_ranks[lo:hi] = ranks.cpu().numpy()
-            topk[lo:hi] = torch.topk(scores, kmax, dim=1).indices.cpu().numpy()
+            top = torch.topk(scores, kmax, dim=1)
+            # an item scored -inf (known, or outside a pruned model's catalogue) is not a recommendation
+            topk[lo:hi] = torch.where(torch.isfinite(top.values), top.indices, -1).cpu().numpy()
             if progress:
                 progress(hi, len(eval_users))
     n_targets = np.array([len(t) for t in target_lists])

@@ -47,10 +47,14 @@ def coverage(topk: np.ndarray, n_items: int) -> float:
 
 def novelty(topk: np.ndarray, item_counts: np.ndarray, n_users: int) -> float:
     """Mean self-information -log2(p_i) of recommended items, p_i = share of users who had item i (>= 1 user)."""
-    p = np.maximum(item_counts[topk], 1) / max(n_users, 1)
+    shown = topk[topk >= 0]  # -1: no item left to recommend (every remaining score was -inf)
+    if not len(shown):
+        return 0.0
+    p = np.maximum(item_counts[shown], 1) / max(n_users, 1)
     return float(np.mean(-np.log2(np.minimum(p, 1.0))))
 
 
 def average_popularity(topk: np.ndarray, item_counts: np.ndarray) -> float:
     """Mean number of known interactions of the recommended items."""
-    return float(np.mean(item_counts[topk]))
+    shown = topk[topk >= 0]
+    return float(np.mean(item_counts[shown])) if len(shown) else 0.0

@@ -35,9 +35,9 @@ def split_catalogue(ds: Dataset, word: str, top_items: int | None = None, min_us
     for side in (has_word, ~has_word):
         frame = ds.interactions[side[ds.interactions["i"].to_numpy()]]
         if top_items:
-            keep = frame["item"].value_counts().index[:top_items]
-            frame = frame[frame["item"].isin(keep)]
-        counts = frame["user"].map(frame["user"].value_counts())
+            keep = frame["i"].value_counts().index[:top_items]  # on the integer codes: ids are categoricals
+            frame = frame[frame["i"].isin(keep)]
+        counts = frame.groupby("u")["u"].transform("size")
         frame = frame[counts >= min_user]
         if frame.empty:
             raise ConfigError(f"splitting the catalogue on {word!r} leaves one side without usable interactions")

@@ -23,9 +23,15 @@ from recsys_core.models.base import FittedRecommender, ModelConfig
 from recsys_core.models.memory import USABLE_SHARE, DataSizes, MemoryEstimate, available_bytes, format_bytes
 
 LAMBDA_GRID = (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
-#: seconds per n^3 of one float32 Cholesky inverse on one core of this class of machine (bench/scale.py
-#: measured 0.011-0.019e-9 on 2 idle cores; the estimate takes the slow end plus room for a loaded machine)
-INVERSE_SECONDS_PER_N3 = 0.03e-9
+#: seconds per n^3 of one float32 Cholesky inverse with 2 threads (measured 0.011-0.019e-9 on 2 idle cores;
+#: the estimate takes the slow end plus room for a loaded machine), scaled by the threads torch has
+INVERSE_SECONDS_PER_N3_2_THREADS = 0.03e-9
+#: seconds per (user, item) score of a full-ranking validation pass (bench/scale.py: 64 s for 150k x 60k)
+RANKING_SECONDS_PER_SCORE = 8e-9
+
+
+def inverse_seconds_per_n3() -> float:
+    return INVERSE_SECONDS_PER_N3_2_THREADS * 2 / max(1, min(torch.get_num_threads(), 32))
 
 
 @dataclass
@@ -53,10 +59,13 @@ class EASERecommender(FittedRecommender):
         n = cls.catalogue(config, sizes.n_items)
         fits = 1 if config.l2 else max(1, len(config.grid))
         dense = n * n * 4
-        # the Gram matrix, its Cholesky factor, the inverse, and the weights kept (best so far and current)
+        # the Gram matrix, its regularised copy (which becomes the Cholesky factor), the inverse (which becomes
+        # the weights, in place), and the best weights so far while tuning
         parts = {"history": sizes.history_bytes, "Gram matrix": dense, "Cholesky and inverse": 2 * dense,
-                 "weights": 2 * dense, "scoring": sizes.scoring_bytes}
-        seconds = fits * INVERSE_SECONDS_PER_N3 * float(n) ** 3
+                 "best weights": dense if fits > 1 else 0, "scoring": sizes.scoring_bytes}
+        # each grid value also ranks the catalogue for every validation user
+        ranking = RANKING_SECONDS_PER_SCORE * sizes.n_users * sizes.n_items
+        seconds = fits * (inverse_seconds_per_n3() * float(n) ** 3 + ranking)
         note = f"fitted on the {n:,} most popular of {sizes.n_items:,} items" if n < sizes.n_items else ""
         return MemoryEstimate(parts, note=note, option="max_items", seconds=seconds)
 
@@ -64,11 +73,13 @@ class EASERecommender(FittedRecommender):
     def largest_fitting(cls, config: EASEConfig, sizes: DataSizes, budget: int) -> int:
         """The largest catalogue whose fit stays within `budget` bytes and max_seconds."""
         dense_budget = max(0, budget - sizes.history_bytes - sizes.scoring_bytes)
-        by_memory = int((dense_budget / (5 * 4)) ** 0.5)
+        dense_matrices = 3 if (config.l2 or not config.grid) else 4
+        by_memory = int((dense_budget / (dense_matrices * 4)) ** 0.5)
         if not config.max_seconds:
             return by_memory
         fits = 1 if config.l2 else max(1, len(config.grid))
-        return min(by_memory, int((config.max_seconds / fits / INVERSE_SECONDS_PER_N3) ** (1 / 3)))
+        per_fit = config.max_seconds / fits - RANKING_SECONDS_PER_SCORE * sizes.n_users * sizes.n_items
+        return min(by_memory, int((max(0.0, per_fit) / inverse_seconds_per_n3()) ** (1 / 3)))
 
     @classmethod
     def check_memory(cls, config: EASEConfig, sizes: DataSizes) -> MemoryEstimate:
@@ -113,6 +124,7 @@ class EASERecommender(FittedRecommender):
         for lam in self.config.grid:
             if progress:
                 progress(f"EASE lambda {lam:g}: inverting {gram.shape[0]:,} x {gram.shape[0]:,}")
+            self.weights = None  # the previous grid value's weights go before the next inverse is made
             self.l2, self.weights = float(lam), ease_weights(gram, float(lam))
             score = validate(self)
             self.tuning.append({"l2": float(lam), "valid_ndcg@10": score})
@@ -170,14 +182,17 @@ def sparse_times_dense(rows: sp.csr_matrix, dense: torch.Tensor) -> torch.Tensor
 
 def gram_matrix(history: History, kept: np.ndarray | None = None) -> torch.Tensor:
     x = history.csr if kept is None else history.csr[:, kept]
-    return torch.from_numpy((x.T @ x).toarray().astype(np.float32))
+    return torch.from_numpy((x.T @ x).toarray().astype(np.float32, copy=False))
 
 
 def ease_weights(gram: torch.Tensor, lam: float) -> torch.Tensor:
     """B from the Gram matrix X'X; the diagonal is zero by construction. float32 Cholesky is ample for lambda >= 1."""
     g = gram.clone()
     g.diagonal().add_(lam)
-    p = torch.cholesky_inverse(torch.linalg.cholesky(g))
-    b = -p / torch.diagonal(p).unsqueeze(0)
-    b.fill_diagonal_(0.0)
-    return b
+    factor = torch.linalg.cholesky(g)
+    del g
+    p = torch.cholesky_inverse(factor)
+    del factor
+    p.div_(torch.diagonal(p).clone().unsqueeze(0)).neg_()  # B = -P / diag(P), in place: no third dense matrix
+    p.fill_diagonal_(0.0)
+    return p

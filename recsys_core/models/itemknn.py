@@ -42,8 +42,11 @@ class ItemKNNRecommender(FittedRecommender):
         # every co-occurring pair can be a neighbour when all are kept; sum of squared user lengths bounds them
         pairs = min(n * n, sizes.co_occurrence_bound)
         kept = pairs if config.neighbours <= 0 else min(pairs, n * config.neighbours)
-        slab = 3 * n * block * 4  # the block's co-occurrences, similarities and top-k work space
-        similarity = kept * 12 * 2  # CSC data + indices, and the CSR copy scoring uses
+        # the block's sparse product (up to 3x the dense slab), its dense co-occurrences and similarities
+        slab = 5 * n * block * 4
+        # per kept pair while building: int64 row and column + float32 value in the block lists, their
+        # concatenation, then the CSR (int32 index + float32 value); about 50 bytes in all
+        similarity = kept * 50
         parts = {"history": sizes.history_bytes, "similarity block": slab, "kept neighbours": similarity,
                  "scoring": sizes.scoring_bytes}
         note = "" if config.neighbours > 0 else "all co-occurring items are kept (neighbours 0)"

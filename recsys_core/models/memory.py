@@ -85,7 +85,8 @@ def available_bytes() -> int:
     free = int(psutil.virtual_memory().available)
     limit = _cgroup_limit()
     if limit is not None:
-        used = _cgroup_usage() or 0
+        # page cache (e.g. the file just read) counts as used in a cgroup but is given back on demand
+        used = max(0, (_cgroup_usage() or 0) - _cgroup_reclaimable())
         free = min(free, max(0, limit - used))
     override = os.environ.get("RECTUNE_MEMORY_LIMIT_BYTES")  # for tests and shared machines
     if override:
@@ -103,6 +104,19 @@ def _read_int(path: str) -> int | None:
 
 def _cgroup_limit() -> int | None:
     return _read_int("/sys/fs/cgroup/memory.max") or _read_int("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def _cgroup_reclaimable() -> int:
+    for path, key in (("/sys/fs/cgroup/memory.stat", "inactive_file"),
+                      ("/sys/fs/cgroup/memory/memory.stat", "total_inactive_file")):
+        try:
+            for line in open(path):
+                name, _, value = line.partition(" ")
+                if name == key and value.strip().isdigit():
+                    return int(value)
+        except OSError:
+            continue
+    return 0
 
 
 def _cgroup_usage() -> int | None:
