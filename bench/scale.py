@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -38,9 +39,8 @@ SASREC = {"model": {"max_len": 50, "negatives": 256}, "train": {"batch_size": 25
 MF = {"model": {}, "train": {"batch_size": 1024}}
 STAGES = ["load", "report", "split", "pop", "itemknn", "ease", "ease_pruned", "mf", "sasrec", "data_page"]
 #: stages left out at a size, with the reason shown in the table
-SKIP = {"20M": {"sasrec": "not run: one epoch over 600k sequences is past this bench's time budget on 2 cores",
-                "data_page": "not run at 20M (the studio's upload limit is 1 GB; 20M rows is about 0.55 GB, "
-                             "but AppTest holds two copies)"}}
+SKIP = {"20M": {"sasrec": "not run: one epoch over 600k users' sequences (about 1,600 steps of 256) is past "
+                          "this bench's time budget on 2 cores"}}
 
 
 #: when the current stage's fit began (a refusal reports how long after it came)
@@ -201,7 +201,7 @@ def _cell(r: dict) -> str:
         return "—"
     if r["outcome"] != "ok":
         return f"{r['outcome']}"
-    return f"{r['seconds']:,.1f} s · {r['peak_rss_mb'] / 1024:,.2f} GB"
+    return f"{r['seconds']:,.1f} s · {r['peak_rss_mb'] / 1024:,.2f} GiB"
 
 
 def _sizes_header(sizes: list[str]) -> str:
@@ -212,9 +212,11 @@ def markdown(results: dict, command: str, started: str) -> str:
     sizes = list(results)
     missing = {"outcome": "skipped", "message": "not run (the run was cut short)"}
     results = {s: {stage: r.get(stage, missing) for stage in STAGES} for s, r in results.items()}
-    lines = [f"Command: `{command}` on {machine()}, 2 cores, {started}. Every stage in a fresh process; "
-             "peak RSS is that process's (data loaded + the stage). Data: bench/synth.py logs (power-law "
-             "activity and popularity, 32 latent topics, timestamps, ratings).", "",
+    lines = [f"Command: `{command}` on {machine()}, {os.cpu_count()} cores, {started}. Every stage in a fresh "
+             "process; peak RSS is that process's peak (the loaded data + the stage: light stages show the load's "
+             "peak). Data: bench/synth.py logs (power-law activity and popularity, 32 latent topics, timestamps, "
+             "ratings). The growth exponent is of time against rows, while users and items grow with the rows "
+             "too (ranking costs users x items, EASE items^3).", "",
              "| stage | " + _sizes_header(sizes) + " | time grows as |",
              "|---|" + "---|" * (len(sizes) + 1)]
     for stage in STAGES:
@@ -259,6 +261,9 @@ def main() -> int:
     parser.add_argument("--workdir", default="/tmp/rectune-scale")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--from-json", metavar="FILE", help="rewrite the section from a saved run's results")
+    parser.add_argument("--stages", help="comma-separated stages to run (default: all)")
+    parser.add_argument("--merge", action="store_true",
+                        help="add these results to docs/results-scale.json instead of starting it anew")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -284,10 +289,16 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     started, results = time.strftime("%Y-%m-%d"), {}
     command = ("python bench/scale.py " + " ".join(sys.argv[1:])).strip()
+    stages = args.stages.split(",") if args.stages else STAGES
+    saved_path = ROOT / "docs" / "results-scale.json"
+    if args.merge and saved_path.exists():
+        saved = json.loads(saved_path.read_text())
+        results = saved["results"] if "results" in saved else saved
+        command = f"{saved.get('command', 'python bench/scale.py')}, then {command}"
     for name in args.sizes.split(","):
         path = ensure_data(name, workdir)
-        results[name] = {}
-        for stage in STAGES:
+        results.setdefault(name, {})
+        for stage in stages:
             if stage in SKIP.get(name, {}):
                 results[name][stage] = {"outcome": "skipped", "message": SKIP[name][stage]}
                 continue
@@ -296,7 +307,7 @@ def main() -> int:
             print(f"[{name}] {stage}: {_cell(results[name][stage])} {_detail(results[name][stage])}",
                   file=sys.stderr, flush=True)
             saved = {"command": command, "started": started, "machine": machine(), "results": results}
-            (ROOT / "docs" / "results-scale.json").write_text(json.dumps(saved, indent=1, default=str))
+            saved_path.write_text(json.dumps(saved, indent=1, default=str))
     if not args.no_write:
         write_section("scale", markdown(results, command, started))
     return 0
