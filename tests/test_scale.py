@@ -183,3 +183,36 @@ def test_wide_parquet_reads_only_the_mapped_columns(tmp_path: Path, monkeypatch)
     ds = load_dataset(path)
     assert read == [["user_id", "item_id", "rating", "timestamp"]]
     assert len(ds) == len(frame) and ds.has_rating and ds.has_timestamp
+
+
+def test_double_colon_files_take_the_fast_reader_and_colons_inside_fields_do_not(tmp_path: Path, monkeypatch) -> None:
+    from recsys_core.data import fastcsv
+
+    declined = []
+    original = fastcsv._read_double_colon
+
+    def spy(*args):
+        try:
+            return original(*args)
+        except fastcsv.Declined as why:
+            declined.append(why.reason)
+            raise
+    monkeypatch.setattr(fastcsv, "_read_double_colon", spy)
+    path = tmp_path / "ratings.dat"
+    path.write_text("1::10::5::978300760\n1::11::3::978302109\n2::10::4::978301968\n2::12::1::978300275\n")
+    ds = load_dataset(path)
+    assert len(ds) == 4 and ds.has_timestamp and not declined
+    titles = tmp_path / "titles.dat"
+    titles.write_text("1::Star Wars: Episode IV::1977\n2::Heat::1995\n")
+    from recsys_core.data.io import read_table
+    raw = read_table(titles, sep="::", header=False)  # declined, then read row by row: the colon stays
+    assert declined and raw.frame.iloc[0, 1] == "Star Wars: Episode IV"
+
+
+def test_a_quoted_value_spanning_lines_gets_the_exact_message(tmp_path: Path) -> None:
+    from recsys_core.errors import DataError
+
+    path = tmp_path / "q.csv"
+    path.write_text('user,item,rating\n1,"a\nb",4\n2,c,3\n')
+    with pytest.raises(DataError, match="line 2 has 2 fields"):
+        load_dataset(path)
