@@ -19,6 +19,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -119,7 +120,6 @@ def _baseline(stage: str, split, steps: Steps) -> dict:
 
 def _one_epoch(family: str, path: str) -> dict:
     """One epoch through the real run path (a run directory, validation, the final full-ranking test)."""
-    import tempfile
 
     from recsys_core.runs.execute import execute_run
     from recsys_core.runs.spec import RunSpec
@@ -158,17 +158,32 @@ def _data_page(path: str) -> dict:
 
 
 def stage_in_subprocess(stage: str, path: Path, timeout: float) -> dict:
+    """Run one stage in a child, watching its memory, so a stage stopped at the time limit still reports it."""
+    import psutil
+
     cmd = [sys.executable, __file__, "--stage", stage, "--data", str(path)]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"outcome": "timeout", "message": f"stopped after {timeout:.0f} s (this bench's limit)"}
-    if out.returncode != 0:
-        lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
-        killed = out.returncode < 0
-        return {"outcome": "killed" if killed else "refused",
-                "message": f"killed by signal {-out.returncode}" if killed else (lines[-1] if lines else "failed")}
-    return {"outcome": "ok", **json.loads(out.stdout.strip().splitlines()[-1])}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
+        watched, peak, start = psutil.Process(child.pid), 0, time.perf_counter()
+        while child.poll() is None and time.perf_counter() - start < timeout:
+            try:
+                peak = max(peak, watched.memory_info().rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.5)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+            return {"outcome": "timeout", "message": f"stopped after {timeout:.0f} s (this bench's limit); "
+                    f"peak RSS until then {peak / 2**30:.2f} GiB", "peak_rss_mb": peak / 2**20}
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode != 0:
+        lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+        killed = child.returncode < 0
+        return {"outcome": "killed" if killed else "failed",
+                "message": f"killed by signal {-child.returncode}" if killed else (lines[-1] if lines else "failed")}
+    return {"outcome": "ok", **json.loads(stdout.strip().splitlines()[-1])}
 
 
 def ensure_data(name: str, workdir: Path) -> Path:
