@@ -120,7 +120,6 @@ def _baseline(stage: str, split, steps: Steps) -> dict:
 
 def _one_epoch(family: str, path: str) -> dict:
     """One epoch through the real run path (a run directory, validation, the final full-ranking test)."""
-
     from recsys_core.runs.execute import execute_run
     from recsys_core.runs.spec import RunSpec
 
