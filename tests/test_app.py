@@ -162,7 +162,7 @@ def test_setup_page_shows_the_memory_estimate_and_refuses_what_does_not_fit(app:
     monkeypatch.setenv("RECTUNE_MEMORY_LIMIT_BYTES", str(50e6))  # a machine far too small for EASE on the demo
     app.selectbox(key="setup.family").set_value("ease").run()
     assert not app.exception
-    assert any("set max_items" in e.value for e in app.error)
+    assert any("ease on 9,724 items would need" in e.value and "this machine can give" in e.value for e in app.error)
     assert "setup_config" not in app.session_state  # nothing can be started from a setup that does not fit
 
 

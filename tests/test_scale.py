@@ -145,12 +145,17 @@ def test_ease_max_items_fits_the_most_popular_and_says_so() -> None:
 
 
 def test_memory_refusals_are_made_before_allocating(monkeypatch) -> None:
-    monkeypatch.setenv("RECTUNE_MEMORY_LIMIT_BYTES", str(200e6))
+    monkeypatch.setenv("RECTUNE_MEMORY_LIMIT_BYTES", str(4e9))
     big = DataSizes(n_users=150_000, n_items=60_000, n_interactions=5_000_000, max_user_length=2000,
                     co_occurrence_bound=10**9)
     with pytest.raises(ResourceError, match=r"set max_items \(about [\d,]+ fit\)") as err:
-        EASERecommender.check_memory(EASEConfig(), big)
+        EASERecommender.check_memory(EASEConfig(max_seconds=0), big)
     assert err.value.field == "max_items" and "\n" not in str(err.value)
+    fits = int(str(err.value).split("about ")[-1].split(" fit")[0].replace(",", ""))
+    assert EASERecommender.memory_estimate(EASEConfig(max_items=fits), big).total <= 4e9 * 0.8 + 1e6
+    with pytest.raises(ResourceError, match=r"fix l2 \(one fit\) and set max_items"):
+        EASERecommender.check_memory(EASEConfig(max_seconds=300), big)  # 7 validation rankings alone exceed it
+    monkeypatch.setenv("RECTUNE_MEMORY_LIMIT_BYTES", str(200e6))
     with pytest.raises(ResourceError, match="lower neighbours"):
         ItemKNNRecommender.check_memory(ItemKNNConfig(neighbours=0), big)
     with pytest.raises(ResourceError, match="lower hidden"):

@@ -28,6 +28,8 @@ LAMBDA_GRID = (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
 INVERSE_SECONDS_PER_N3_2_THREADS = 0.03e-9
 #: seconds per (user, item) score of a full-ranking validation pass (bench/scale.py: 64 s for 150k x 60k)
 RANKING_SECONDS_PER_SCORE = 8e-9
+#: below this many items a pruned EASE is not worth advising
+MIN_ADVISED_ITEMS = 500
 
 
 def inverse_seconds_per_n3() -> float:
@@ -95,10 +97,23 @@ class EASERecommender(FittedRecommender):
                    f"matrix), over max_seconds {config.max_seconds:g}")
         else:
             return estimate
-        ok = cls.largest_fitting(config, sizes, budget)
-        fixed = "" if config.l2 else ", fix l2 to fit once instead of once per grid value"
-        raise ResourceError(f"ease on {n:,} items {why}; set max_items (about {ok:,} fit){fixed}, "
+        raise ResourceError(f"ease on {n:,} items {why}; {cls._advice(config, sizes, budget)}, "
                             "or use itemknn with neighbours", field="max_items")
+
+    @classmethod
+    def _advice(cls, config: EASEConfig, sizes: DataSizes, budget: int) -> str:
+        """What would fit: a smaller catalogue, and one fit instead of one per grid value if that is needed too."""
+        fits = 1 if config.l2 else max(1, len(config.grid))
+        if cls.largest_fitting(replace(config, max_seconds=0.0), sizes, budget) < MIN_ADVISED_ITEMS:
+            return "this machine has not the memory for EASE on this data even on a few hundred items"
+        ok = cls.largest_fitting(config, sizes, budget)
+        if ok >= MIN_ADVISED_ITEMS:
+            return f"set max_items (about {ok:,} fit)" + (", or fix l2 to fit once instead of once per grid value" if fits > 1 else "")
+        once = cls.largest_fitting(replace(config, l2=config.l2 or 500.0), sizes, budget)
+        if fits > 1 and once >= MIN_ADVISED_ITEMS:
+            return (f"the {fits} validation rankings of the L2 grid alone take too long here: fix l2 (one fit) "
+                    f"and set max_items (about {once:,} fit)")
+        return "raise max_seconds or use fewer users (--min-user-interactions)"
 
     def fit(self, history: History) -> "EASERecommender":
         self.check_memory(self.config, DataSizes.of(history.user_counts, self.n_items))

@@ -48,7 +48,7 @@ class DataSizes:
     @property
     def scoring_bytes(self) -> int:
         """One evaluation block: scores, masks and the rank comparison's work space."""
-        return int(min(SCORE_BLOCK_ELEMENTS, 4096 * self.n_items) * 4 * 4)
+        return int(min(SCORE_BLOCK_ELEMENTS, min(4096, max(1, self.n_users)) * self.n_items) * 4 * 4)
 
 
 @dataclass
