@@ -49,6 +49,10 @@ SKIP = {"20M": {
                    "past this bench's time budget"}}
 
 
+#: when the current stage's fit began (a refusal reports how long after it came)
+FIT_STARTED = [0.0]
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
