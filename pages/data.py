@@ -125,9 +125,11 @@ left, right = st.columns(2)
 left.plotly_chart(px.line(view["popularity"], x="rank", y="interactions", log_y=True, log_x=True,
                           title="Item popularity (long tail, log scales)"), width="stretch")
 activity = view["activity"]
-activity_fig = px.bar(activity, x="interactions_from", y="users", log_x=True, log_y=True,
-                      hover_data=["interactions_to"], title="User activity (users by interactions, log-spaced bins)",
-                      labels={"interactions_from": "interactions per user", "users": "users"})
+activity_fig = px.line(activity[activity["users"] > 0], x="interactions_from", y="users", log_x=True, log_y=True,
+                       markers=True, line_shape="hv", hover_data=["interactions_to"],
+                       title="User activity (users per bin of interactions, log scales)",
+                       labels={"interactions_from": "interactions per user (bin start)", "users": "users",
+                               "interactions_to": "bin end"})
 right.plotly_chart(activity_fig, width="stretch")
 
 report = info.get("report")
