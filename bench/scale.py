@@ -273,37 +273,30 @@ def _detail(r: dict) -> str:
     return "; ".join(parts)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100k,1M,5M,20M")
-    parser.add_argument("--stage-timeout", type=float, default=1200)
-    parser.add_argument("--workdir", default="/tmp/rectune-scale")
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--from-json", metavar="FILE", help="rewrite the section from a saved run's results")
-    parser.add_argument("--stages", help="comma-separated stages to run (default: all)")
-    parser.add_argument("--merge", action="store_true",
-                        help="add these results to docs/results-scale.json instead of starting it anew")
-    parser.add_argument("--stage", help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.stage:  # a child: one stage, one JSON line on stdout
-        from recsys_core.errors import RecTuneError
+def run_child(stage: str, data: str) -> None:
+    """A child: one stage, one JSON line on stdout (a refusal in words is a result too)."""
+    from recsys_core.errors import RecTuneError
 
-        start = time.perf_counter()
-        try:
-            figures = run_stage(args.stage, args.data)
-        except RecTuneError as exc:  # a refusal in words: how long it took to say so is part of the result
-            now = time.perf_counter()
-            figures = {"outcome": "refused", "message": str(exc), "refused_after_s": now - start,
-                       "refused_in_s": now - FIT_STARTED[0] if FIT_STARTED[0] else None}
-        print(json.dumps({**figures, "peak_rss_mb": peak_rss_mb()}, default=str))
-        return 0
-    if args.from_json:
-        saved = json.loads(Path(args.from_json).read_text())
-        if "results" not in saved:  # the plain results a run writes as it goes
-            saved = {"results": saved, "command": "python bench/scale.py", "started": time.strftime("%Y-%m-%d")}
-        write_section("scale", markdown(saved["results"], saved["command"], saved["started"]))
-        return 0
+    start = time.perf_counter()
+    try:
+        figures = run_stage(stage, data)
+    except RecTuneError as exc:  # how long it took to say so is part of the result
+        now = time.perf_counter()
+        figures = {"outcome": "refused", "message": str(exc), "refused_after_s": now - start,
+                   "refused_in_s": now - FIT_STARTED[0] if FIT_STARTED[0] else None}
+    print(json.dumps({**figures, "peak_rss_mb": peak_rss_mb()}, default=str))
+
+
+def rerender(path: Path) -> None:
+    """Rewrite the BENCHMARKS section from saved results (what a run writes as it goes, or its final form)."""
+    saved = json.loads(path.read_text())
+    if "results" not in saved:
+        saved = {"results": saved, "command": "python bench/scale.py", "started": time.strftime("%Y-%m-%d")}
+    write_section("scale", markdown(saved["results"], saved["command"], saved["started"]))
+
+
+def run_sizes(args: argparse.Namespace) -> None:
+    """Each size's stages in turn, saving the results after every stage (a cut-short run keeps what it did)."""
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     started, results = time.strftime("%Y-%m-%d"), {}
@@ -329,6 +322,27 @@ def main() -> int:
             saved_path.write_text(json.dumps(saved, indent=1, default=str))
     if not args.no_write:
         write_section("scale", markdown(results, command, started))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100k,1M,5M,20M")
+    parser.add_argument("--stage-timeout", type=float, default=1200)
+    parser.add_argument("--workdir", default="/tmp/rectune-scale")
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--from-json", metavar="FILE", help="rewrite the section from a saved run's results")
+    parser.add_argument("--stages", help="comma-separated stages to run (default: all)")
+    parser.add_argument("--merge", action="store_true",
+                        help="add these results to docs/results-scale.json instead of starting it anew")
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        run_child(args.stage, args.data)
+    elif args.from_json:
+        rerender(Path(args.from_json))
+    else:
+        run_sizes(args)
     return 0
 
 

@@ -80,9 +80,8 @@ def activity_frame(ds: Dataset) -> pd.DataFrame:
     counts = counts[counts > 0]
     if not len(counts):
         return pd.DataFrame(columns=["interactions_from", "interactions_to", "users"])
+    # counts.max() >= 1, so the edges always span at least [1, 2]
     edges = np.unique(np.round(np.geomspace(1, counts.max() + 1, num=60)).astype(np.int64))
-    if len(edges) < 2:
-        edges = np.array([1, int(counts.max()) + 1])
     users, _ = np.histogram(counts, bins=edges)
     return pd.DataFrame({"interactions_from": edges[:-1], "interactions_to": edges[1:] - 1, "users": users})
 

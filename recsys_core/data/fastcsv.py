@@ -2,7 +2,7 @@
 
 The row-wise reader in io.py gives precise messages (line numbers, encodings, ragged rows) but costs
 about 14 s and 0.5 GB per million rows. This reader parses in C++ straight into Arrow string columns
-(measured in docs/BENCHMARKS.md: a 5M-row CSV in about 1 s). It declines (returns None) whenever it
+(measured in docs/BENCHMARKS.md: a 5M-row CSV in about 1 s). It declines (raises Declined) whenever it
 cannot be sure to read the file exactly as the row-wise reader would — another encoding, a ragged row,
 a quoted value spanning lines, a ':' inside a '::' file, runs of spaces — and io.py then reads it row by row, so
 bad files keep their precise messages.
@@ -50,23 +50,10 @@ def row_wise_limit() -> int:
 
 def read_delimited(path: Path, sep: str, names: list[str], skip_rows: int) -> pd.DataFrame:
     """All columns as trimmed text, empty cells missing; raises Declined on anything unusual."""
-    bad_rows: list[str] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad_rows.append(row.text or "")
-        return "skip"
-
     if sep == DOUBLE_COLON:  # MovieLens .dat: 'a::b::c' is 'a', '', 'b', '', 'c' split on ':'
         return _read_double_colon(path, names, skip_rows)
-    read = pacsv.ReadOptions(column_names=names, skip_rows=skip_rows, block_size=16 << 20)
-    parse = pacsv.ParseOptions(delimiter=sep, quote_char='"' if sep != " " else False, double_quote=True,
-                               newlines_in_values=False, ignore_empty_lines=True, invalid_row_handler=on_invalid)
-    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False,
-                                   quoted_strings_can_be_null=False, null_values=[])
-    try:
-        table = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid as exc:
-        raise Declined(str(exc).splitlines()[0][:200]) from None
+    table, bad_rows = _read_text_columns(path, names, skip_rows, delimiter=sep,
+                                         quote_char='"' if sep != " " else False)
     if bad_rows:
         raise Declined(f"{len(bad_rows):,} row(s) do not have {len(names)} fields, e.g. {bad_rows[0][:80]!r}")
     for name, column in zip(table.column_names, table.columns):
@@ -78,24 +65,31 @@ def read_delimited(path: Path, sep: str, names: list[str], skip_rows: int) -> pd
 def _read_double_colon(path: Path, names: list[str], skip_rows: int) -> pd.DataFrame:
     gaps = [f"_gap{j}" for j in range(len(names) - 1)]
     spread = [x for pair in zip(names, gaps + [None]) for x in pair if x is not None]
+    table, bad_rows = _read_text_columns(path, spread, skip_rows, delimiter=":", quote_char=False)
+    if bad_rows or any(pc.any(pc.not_equal(table[g], "")).as_py() for g in gaps):
+        raise Declined("a field contains ':' (a single colon inside a '::'-separated file)")
+    return text_frame(table.select(names))
+
+
+def _read_text_columns(path: Path, names: list[str], skip_rows: int, delimiter: str,
+                       quote_char: str | bool) -> tuple[pa.Table, list[str]]:
+    """Every column as Arrow text; rows with the wrong number of fields are set aside, not guessed at."""
     bad_rows: list[str] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         bad_rows.append(row.text or "")
         return "skip"
 
+    read = pacsv.ReadOptions(column_names=names, skip_rows=skip_rows, block_size=16 << 20)
+    parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=quote_char, double_quote=True,
+                               newlines_in_values=False, ignore_empty_lines=True, invalid_row_handler=on_invalid)
+    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+                                   quoted_strings_can_be_null=False, null_values=[])
     try:
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=spread, skip_rows=skip_rows,
-                                                                    block_size=16 << 20),
-                               parse_options=pacsv.ParseOptions(delimiter=":", quote_char=False,
-                                                                invalid_row_handler=on_invalid),
-                               convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in spread},
-                                                                    strings_can_be_null=False, null_values=[]))
+        table = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
         raise Declined(str(exc).splitlines()[0][:200]) from None
-    if bad_rows or any(pc.any(pc.not_equal(table[g], "")).as_py() for g in gaps):
-        raise Declined("a field contains ':' (a single colon inside a '::'-separated file)")
-    return text_frame(table.select(names))
+    return table, bad_rows
 
 
 def text_frame(table: pa.Table) -> pd.DataFrame:

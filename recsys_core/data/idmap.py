@@ -53,8 +53,7 @@ class IdMap:
             raise UnknownIdError(f"{int((codes < 0).sum())} {self.kind} id(s) are missing")
         first_seen = pd.unique(codes)  # distinct codes in order of first appearance
         self.add(distinct[first_seen].tolist())
-        lookup = np.fromiter((self._index.get(str(r), -1) for r in distinct), dtype=np.int64, count=len(distinct))
-        return lookup[codes]
+        return self.indices(distinct.tolist(), missing="minus_one")[codes]
 
     def categorical(self, indices: np.ndarray) -> pd.Categorical:
         """Raw ids of `indices` as a categorical whose codes are the indices themselves (cheap for millions)."""

@@ -167,7 +167,7 @@ def parquet_columns(path: Path) -> list[str] | None:
 
 
 def _parquet_dataset(path: Path):
-    import pyarrow.dataset as pads  # pyarrow costs a noticeable import; only Parquet files need it
+    import pyarrow.dataset as pads  # the dataset module is a further import; only Parquet sources need it
 
     return pads.dataset(path, format="parquet", partitioning="hive" if path.is_dir() else None)
 

@@ -32,6 +32,11 @@ RANKING_SECONDS_PER_SCORE = 8e-9
 MIN_ADVISED_ITEMS = 500
 
 
+def fits_needed(config: "EASEConfig") -> int:
+    """How many inverses a fit makes: one with a fixed L2, one per grid value when it is chosen."""
+    return 1 if config.l2 else max(1, len(config.grid))
+
+
 def inverse_seconds_per_n3() -> float:
     return INVERSE_SECONDS_PER_N3_2_THREADS * 2 / max(1, min(torch.get_num_threads(), 32))
 
@@ -59,7 +64,7 @@ class EASERecommender(FittedRecommender):
     @classmethod
     def memory_estimate(cls, config: EASEConfig, sizes: DataSizes) -> MemoryEstimate:
         n = cls.catalogue(config, sizes.n_items)
-        fits = 1 if config.l2 else max(1, len(config.grid))
+        fits = fits_needed(config)
         dense = n * n * 4
         # the Gram matrix, its regularised copy (which becomes the Cholesky factor), the inverse (which becomes
         # the weights, in place), and the best weights so far while tuning
@@ -75,11 +80,11 @@ class EASERecommender(FittedRecommender):
     def largest_fitting(cls, config: EASEConfig, sizes: DataSizes, budget: int) -> int:
         """The largest catalogue whose fit stays within `budget` bytes and max_seconds."""
         dense_budget = max(0, budget - sizes.history_bytes - sizes.scoring_bytes)
-        dense_matrices = 3 if (config.l2 or not config.grid) else 4
+        dense_matrices = 4 if fits_needed(config) > 1 else 3  # the best weights are kept while tuning
         by_memory = int((dense_budget / (dense_matrices * 4)) ** 0.5)
         if not config.max_seconds:
             return by_memory
-        fits = 1 if config.l2 else max(1, len(config.grid))
+        fits = fits_needed(config)
         per_fit = config.max_seconds / fits - RANKING_SECONDS_PER_SCORE * sizes.n_users * sizes.n_items
         return min(by_memory, int((max(0.0, per_fit) / inverse_seconds_per_n3()) ** (1 / 3)))
 
@@ -89,7 +94,7 @@ class EASERecommender(FittedRecommender):
         estimate = cls.memory_estimate(config, sizes)
         budget = int(available_bytes() * USABLE_SHARE)
         n = cls.catalogue(config, sizes.n_items)
-        fits = 1 if config.l2 else max(1, len(config.grid))
+        fits = fits_needed(config)
         if estimate.total > budget:
             why = f"would need {estimate.describe()}, but this machine can give about {format_bytes(budget)}"
         elif config.max_seconds and estimate.seconds and estimate.seconds > config.max_seconds:
@@ -103,7 +108,7 @@ class EASERecommender(FittedRecommender):
     @classmethod
     def _advice(cls, config: EASEConfig, sizes: DataSizes, budget: int) -> str:
         """What would fit: a smaller catalogue, and one fit instead of one per grid value if that is needed too."""
-        fits = 1 if config.l2 else max(1, len(config.grid))
+        fits = fits_needed(config)
         if cls.largest_fitting(replace(config, max_seconds=0.0), sizes, budget) < MIN_ADVISED_ITEMS:
             return "this machine has not the memory for EASE on this data even on a few hundred items"
         ok = cls.largest_fitting(config, sizes, budget)
