@@ -115,6 +115,17 @@ def _nav(page, title: str) -> None:
     _settle(page)
 
 
+def _fill(page, label: str, value: str) -> None:
+    """Type into the one input labelled `label`. While Streamlit reruns, a widget the previous run drew
+    can linger beside the new one with the same label (stale until the run ends): wait for one."""
+    page.wait_for_function("label => document.querySelectorAll(`input[aria-label=\"${label}\"]`).length === 1",
+                           arg=label, timeout=60_000)
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    _settle(page)
+
+
 def _loss_points(page) -> int:
     text = page.get_by_text(re.compile(r"Training loss: \d+ points")).first.text_content()
     return int(re.search(r"(\d+) points", text).group(1))
@@ -167,10 +178,7 @@ def _flow(studio, page, tmp_path) -> None:
     assert page.get_by_text("Dataset: shop").count() > 0
     page.get_by_text("Training options").click()
     for label, value in (("epochs", "40"), ("patience", "0"), ("log every", "1")):
-        box = page.get_by_label(label, exact=True)
-        box.fill(value)
-        box.press("Enter")
-        _settle(page)
+        _fill(page, label, value)
     page.get_by_text("rectune train --data").first.wait_for()
     _shot(page, "setup")
 
@@ -225,10 +233,7 @@ def _experiment_flow(page) -> None:
     page.get_by_role("option", name="mf", exact=True).click()
     _settle(page)
     for label, value in (("max epochs", "60"), ("patience", "0")):
-        box = page.get_by_label(label, exact=True)
-        box.fill(value)
-        box.press("Enter")
-        _settle(page)
+        _fill(page, label, value)
     page.get_by_role("button", name="Start experiment").click()
     page.get_by_text(re.compile(r"Running · \d+ arms done")).first.wait_for(timeout=120_000)
     exp_id = re.search(r"exp=([\w-]+)", page.url).group(1)
