@@ -24,12 +24,13 @@ MODELS = {
     "mf": {"dim": 8},
     "ncf": {"dim": 8, "hidden": [16]},
     "sasrec": {"hidden": 16, "heads": 2, "inner": 32, "max_len": 12},
+    "lightgcn": {"dim": 8, "layers": 2, "top_layer": True},
     "two_tower": {"dim": 16, "history": 8, "user_tower": "sequence", "item_repr": "id+text"},
     "text_ctr": {"candidates": 5, "samples_per_epoch": 8, "max_length": 32, "history_items": 3},
 }
 # Which (family, strategy) pairs apply; the rest must be refused with a clear reason.
 APPLIES = {
-    "frozen": {"mf", "ncf", "sasrec", "two_tower", "text_ctr"},
+    "frozen": {"mf", "ncf", "sasrec", "lightgcn", "two_tower", "text_ctr"},
     "lora": {"sasrec", "two_tower", "text_ctr"},
     "partial": {"ncf", "sasrec", "two_tower", "text_ctr"},
 }
@@ -117,7 +118,7 @@ def test_lora_merge_keeps_the_scores(data) -> None:
     assert torch.allclose(merged.full_scores(users, split.train_history), adapted, atol=1e-4)
 
 
-GROWABLE = ["mf", "ncf", "sasrec", "two_tower"]
+GROWABLE = ["mf", "ncf", "sasrec", "lightgcn", "two_tower"]
 
 
 @pytest.mark.parametrize("family", GROWABLE)

@@ -23,10 +23,11 @@ FAMILY_CONFIGS = {
     "mf": ({"dim": 16}, {"epochs": 3, "batch_size": 64}),
     "ncf": ({"dim": 16, "hidden": [32]}, {"epochs": 3, "batch_size": 64}),
     "sasrec": ({"hidden": 16, "heads": 2, "inner": 32, "max_len": 10}, {"epochs": 3, "batch_size": 16}),
+    "lightgcn": ({"dim": 16, "layers": 2}, {"epochs": 3, "batch_size": 64}),
     "two_tower": ({"dim": 16, "history": 10}, {"epochs": 3, "batch_size": 64}),
     "text_ctr": ({"candidates": 5, "samples_per_epoch": 16, "max_length": 48}, {"epochs": 1, "batch_size": 8}),
 }
-NEURAL = ["mf", "ncf", "sasrec", "two_tower", "text_ctr"]
+NEURAL = ["mf", "ncf", "sasrec", "lightgcn", "two_tower", "text_ctr"]
 
 
 def _run(tmp_path, data, family, seed=0, **train_over):

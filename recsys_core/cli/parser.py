@@ -50,7 +50,7 @@ def _data_parsers(sub) -> None:
 def _train_parser(sub) -> None:
     tr = sub.add_parser("train", help="train a model into a run directory (or run / --resume one)")
     tr.add_argument("--data", metavar="DATA")
-    tr.add_argument("--model", metavar="MODEL", help="pop, itemknn, ease, mf, ncf, sasrec, two_tower, text_ctr")
+    tr.add_argument("--model", metavar="MODEL", help="pop, itemknn, ease, mf, ncf, sasrec, lightgcn, two_tower, text_ctr")
     tr.add_argument("--base", help="pretrained base: none (default), minilm, hf:NAME_OR_PATH, run:RUN_ID")
     tr.add_argument("--strategy", help="fine-tuning strategy, optionally with options: scratch (default), full, frozen, "
                                        "partial:top_blocks=1, lora:rank=8,alpha=16, incremental:replay=0.1,penalty=ewc")
@@ -65,6 +65,8 @@ def _train_parser(sub) -> None:
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run from its last checkpoint")
     tr.add_argument("--nproc", type=int, default=1, metavar="N",
                     help="train with N data-parallel processes on this machine (torchrun + DDP; NCCL on GPUs, gloo on CPU)")
+    tr.add_argument("--async-workers", dest="async_workers", type=int, metavar="N",
+                    help="N worker processes update shared weights without locks (Hogwild, CPU); 0 = synchronous")
     add_data_options(tr)
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(handler="train_cmd:cmd_train")

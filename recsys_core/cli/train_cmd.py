@@ -21,7 +21,7 @@ from recsys_core.train import distributed
 from recsys_core.train.distributed import Dist
 
 SPEC_FLAGS = {"base": "--base", "strategy": "--strategy", "config": "--config", "epochs": "--epochs",
-              "batch_size": "--batch-size", "lr": "--lr"}
+              "batch_size": "--batch-size", "lr": "--lr", "async_workers": "--async-workers"}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -42,7 +42,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
                            "or --resume RUN_DIR")
     file_cfg = load_config_file(args.config) if args.config else {}
     train = dict(file_cfg.get("train", {}))
-    for key in ("epochs", "batch_size", "lr"):
+    for key in ("epochs", "batch_size", "lr", "async_workers"):
         if getattr(args, key) is not None:
             train[key] = getattr(args, key)
     return RunSpec.create(source_from_args(args, args.data, file_cfg.get("data")), args.model,

@@ -9,6 +9,7 @@ from recsys_core.registry import add_unique
 from recsys_core.models.base import FittedRecommender, ModelConfig, Recommender
 from recsys_core.models.ease import EASERecommender
 from recsys_core.models.itemknn import ItemKNNRecommender
+from recsys_core.models.lightgcn import LightGCN
 from recsys_core.models.mf import MF
 from recsys_core.models.ncf import NCF
 from recsys_core.models.pop import PopRecommender
@@ -24,7 +25,7 @@ def register_model(cls: type[Recommender]) -> type[Recommender]:
     return add_unique(FAMILIES, cls.family, cls, "model family")
 
 
-for _cls in (PopRecommender, ItemKNNRecommender, EASERecommender, MF, NCF, SASRec, TwoTower, TextCTR):
+for _cls in (PopRecommender, ItemKNNRecommender, EASERecommender, MF, NCF, SASRec, LightGCN, TwoTower, TextCTR):
     register_model(_cls)
 
 

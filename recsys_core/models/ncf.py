@@ -40,6 +40,7 @@ class NCFConfig(ModelConfig):
 
 class NCF(NeuralRecommender):
     family = "ncf"
+    sparse_updates = True
     config_class = NCFConfig
     user_tables = ("user_emb",)
     item_tables = ("item_in", "item_out", "item_bias")

@@ -138,6 +138,9 @@ class NeuralRecommender(nn.Module, Recommender):
     lora_targets: tuple[str, ...] = ()
     #: the item table whose rows are the model's item vectors (item_embedding_matrix), if any
     item_vector_table: str | None = None
+    #: its loss reads embedding rows only by lookup, so tables can take sparse gradients and sparse
+    #: optimizer steps (asynchronous workers then write only the rows a batch touched)
+    sparse_updates: bool = False
     #: the config field that sets the embedding tables' width (what their memory scales with)
     width_option: str | None = "dim"
     #: the config field that caps how many recent items per user are read (sequence memory), if any

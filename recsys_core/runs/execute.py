@@ -172,8 +172,13 @@ def _train_neural(run: RunDir, spec: RunSpec, ds: Dataset, split: Split, device:
         if not dist.is_main:
             return RunResult(run, outcome.status, device_name(device), {}, {}, outcome.seconds, *params)
     say(f"{outcome.status}: {outcome.reason}; best validation ndcg@10 {outcome.best_metric:.4f} at epoch {outcome.best_epoch}")
+    stats = trained.trainer.async_stats  # asynchronous training: updates applied and their staleness
+    if stats:
+        say(f"{stats['workers']} async workers applied {stats['steps']:,} {stats['updates']} updates; mean staleness "
+            f"{stats['staleness_mean']:.2f} updates by others between a worker's read and its write")
     return _finish(run, trained.model, split, ds, outcome.status, outcome.reason, outcome.seconds, params, say,
-                   epochs=outcome.epochs, steps=outcome.steps, base=prepared.base.spec, strategy=prepared.strategy.name)
+                   epochs=outcome.epochs, steps=outcome.steps, base=prepared.base.spec, strategy=prepared.strategy.name,
+                   **({"async": stats, "deterministic": False} if stats else {}))
 
 
 def _resume(run: RunDir, prepared: Prepared, split: Split, spec: RunSpec, device: torch.device, item_texts,

@@ -99,7 +99,9 @@ class RunSpec:
         return {"version": VERSION, "data": self.data.as_dict(), "split": dataclasses.asdict(self.split),
                 "model": {"family": self.family, **self.model.as_dict()}, "train": self.train.as_dict(),
                 "base": self.base, "strategy": {"name": self.strategy_name, **self.strategy.as_dict()},
-                "seed": self.seed, "device": self.device}
+                "seed": self.seed, "device": self.device,
+                # lock-free workers interleave their writes at random: the same seed does not give the same run
+                "deterministic": self.train.async_workers == 0}
 
     @classmethod
     def from_json(cls, config: dict[str, Any]) -> "RunSpec":

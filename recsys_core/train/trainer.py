@@ -17,7 +17,7 @@ from recsys_core.data.splits import Split
 from recsys_core.errors import RecTuneError
 from recsys_core.eval.evaluator import evaluate
 from recsys_core.models.neural import NeuralRecommender, TrainData
-from recsys_core.train import distributed
+from recsys_core.train import distributed, hogwild
 from recsys_core.train.device import autocast
 from recsys_core.train.distributed import SINGLE, Dist
 
@@ -46,6 +46,8 @@ class TrainerConfig:
     explode_ratio: float = field(default=1e3, metadata={"help": "fail if the loss grows beyond this times its start", "min": 1.0})
     compile: bool = field(default=False, metadata={"help": "torch.compile the training step (pays off on long GPU runs; "
                                                            "falls back to eager if compilation fails)"})
+    async_workers: int = field(default=0, metadata={"help": "worker processes that update shared weights without "
+                                                            "locks (Hogwild, CPU); 0 = synchronous", "min": 0, "max": 64})
     seed: int = field(default=0, metadata={"help": "random seed (batches, negatives, init)"})
     metric: str = field(default="ndcg@10", metadata={"help": "validation metric for early stopping and the best model"})
 
@@ -142,6 +144,8 @@ class Trainer:
             self.forward = _compiled_or_eager(self.forward)
         if dist.enabled:
             torch.manual_seed(config.seed + 7919 * dist.rank)
+        hogwild.check_async(config.async_workers, device, dist.world)
+        self.async_stats: dict | None = None  # what asynchrony cost (hogwild.AsyncStats), after fit()
         self.final_digest: str | None = None
         # loop state (saved in checkpoints)
         self.epoch = 0
@@ -193,39 +197,55 @@ class Trainer:
             cb.on_fit_start(self)
         status, reason = "finished", f"reached {c.epochs} epochs"
         t_start = time.perf_counter() - self.elapsed
-        while self.epoch < c.epochs:
-            self.model.train()
-            t_log, n_log = time.perf_counter(), 0
-            batches = self.model.batches(self.data, c.batch_size, self.generator)
-            for batch in distributed.shard(batches, self.n_batches, self.dist):
-                if distributed.any_rank(self.should_stop(), self.dist):
+        engine = hogwild.AsyncEpochs(self, c.async_workers) if c.async_workers else None
+        try:
+            while self.epoch < c.epochs:
+                if engine.run(self, t_start) if engine is not None else self._train_epoch(t_start):
                     status, reason = "stopped", f"stop requested at step {self.step}"
                     break
-                loss = self._train_step(batch)
-                self.step += 1
-                n_log += int(batch.get("n", len(next(iter(batch.values())))))
-                if self.step % c.log_every == 0 or self.step == 1:
-                    now = time.perf_counter()
-                    info = {"step": self.step, "epoch": self.epoch + 1, "loss": loss, "lr": self.step_lr,
-                            "throughput": n_log * self.dist.world / max(now - t_log, 1e-9), "elapsed": now - t_start,
-                            "total_steps": self.total_steps}
-                    t_log, n_log = now, 0
-                    for cb in self.callbacks:
-                        cb.on_step_end(self, info)
-            if status == "stopped":
-                break
-            self.epoch += 1
-            self.elapsed = time.perf_counter() - t_start
-            if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
-                if self._validate():
+                if self._end_epoch(t_start):
                     status, reason = "finished", f"early stop: no better validation {c.metric} in {c.patience} evaluations"
-                    self.elapsed = time.perf_counter() - t_start
-                    for cb in self.callbacks:
-                        cb.on_epoch_end(self)
                     break
-            self.elapsed = time.perf_counter() - t_start
-            for cb in self.callbacks:
-                cb.on_epoch_end(self)
+        finally:
+            if engine is not None:
+                engine.close()
+                self.async_stats = engine.stats.as_dict()
+        return self._conclude(status, reason, t_start)
+
+    def _train_epoch(self, t_start: float) -> bool:
+        """One synchronous epoch (this rank's shard of it under DDP); True when a stop request ended it."""
+        c = self.config
+        self.model.train()
+        t_log, n_log = time.perf_counter(), 0
+        batches = self.model.batches(self.data, c.batch_size, self.generator)
+        for batch in distributed.shard(batches, self.n_batches, self.dist):
+            if distributed.any_rank(self.should_stop(), self.dist):
+                return True
+            loss = self._train_step(batch)
+            self.step += 1
+            n_log += int(batch.get("n", len(next(iter(batch.values())))))
+            if self.step % c.log_every == 0 or self.step == 1:
+                now = time.perf_counter()
+                info = {"step": self.step, "epoch": self.epoch + 1, "loss": loss, "lr": self.step_lr,
+                        "throughput": n_log * self.dist.world / max(now - t_log, 1e-9), "elapsed": now - t_start,
+                        "total_steps": self.total_steps}
+                t_log, n_log = now, 0
+                for cb in self.callbacks:
+                    cb.on_step_end(self, info)
+        return False
+
+    def _end_epoch(self, t_start: float) -> bool:
+        """Count the epoch, validate when due, checkpoint (callbacks); True when early stopping triggers."""
+        c = self.config
+        self.epoch += 1
+        self.elapsed = time.perf_counter() - t_start
+        stop = (self.epoch % c.eval_every == 0 or self.epoch == c.epochs) and self._validate()
+        self.elapsed = time.perf_counter() - t_start
+        for cb in self.callbacks:
+            cb.on_epoch_end(self)
+        return stop
+
+    def _conclude(self, status: str, reason: str, t_start: float) -> FitOutcome:
         if self.dist.enabled:
             self.final_digest = distributed.weights_digest(self.model)
         if self.best_state is None and not self.best_valid:  # stopped before any validation: validate what we have
@@ -255,14 +275,7 @@ class Trainer:
         with autocast(self.device, c.amp):
             loss = self.forward(batch)
         value = distributed.mean_over_ranks(float(loss.detach()), self.dist)
-        if not math.isfinite(value):
-            raise TrainingFailed(f"the loss became {value} at step {self.step + 1} (epoch {self.epoch + 1}); "
-                                 f"lower the learning rate (now {self.optimizer.param_groups[0]['lr']:g}) or enable gradient clipping")
-        if self.start_loss is None:
-            self.start_loss = max(abs(value), 1e-3)
-        elif value > c.explode_ratio * self.start_loss:
-            raise TrainingFailed(f"the loss exploded to {value:.3g} at step {self.step + 1} "
-                                 f"({c.explode_ratio:g}x its start {self.start_loss:.3g}); lower the learning rate")
+        self.check_loss(value)
         self.step_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses (logged)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -272,6 +285,18 @@ class Trainer:
         if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step()
         return value
+
+    def check_loss(self, value: float) -> None:
+        """Raise TrainingFailed, in words, when a step's loss is not finite or has exploded."""
+        c = self.config
+        if not math.isfinite(value):
+            raise TrainingFailed(f"the loss became {value} at step {self.step + 1} (epoch {self.epoch + 1}); "
+                                 f"lower the learning rate (now {self.optimizer.param_groups[0]['lr']:g}) or enable gradient clipping")
+        if self.start_loss is None:
+            self.start_loss = max(abs(value), 1e-3)
+        elif value > c.explode_ratio * self.start_loss:
+            raise TrainingFailed(f"the loss exploded to {value:.3g} at step {self.step + 1} "
+                                 f"({c.explode_ratio:g}x its start {self.start_loss:.3g}); lower the learning rate")
 
     def _validate(self) -> bool:
         """Evaluate on validation; keep the best weights. Returns True when early stopping triggers."""
