@@ -1,8 +1,8 @@
 """Every model family with its default config on a dataset under the default protocol, with train time.
 
-    python bench/quality.py [--data demo] [--families pop,ease,sasrec] [--json] [--no-write]
+    python bench/quality.py [--data demo] [--families pop,ease,sasrec] [--section NAME] [--json] [--no-write]
 
-Writes a table into docs/BENCHMARKS.md (section 'quality') unless --no-write.
+Writes a table into docs/BENCHMARKS.md (section 'quality-DATA', or NAME) unless --no-write.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from bench.common import machine, write_section  # noqa: E402
 from recsys_core.runs.execute import execute_run  # noqa: E402
 from recsys_core.runs.spec import RunSpec  # noqa: E402
 
-FAMILIES = ["pop", "itemknn", "ease", "ease+fold_in", "mf", "ncf", "two_tower", "sasrec", "text_ctr"]
+FAMILIES = ["pop", "itemknn", "ease", "ease+fold_in", "mf", "ncf", "two_tower", "sasrec", "lightgcn", "text_ctr"]
 
 
 def main() -> int:
@@ -29,6 +29,7 @@ def main() -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--section", help="the docs/BENCHMARKS.md block to write (default quality-DATA)")
     args = p.parse_args()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +49,8 @@ def main() -> int:
     if args.json:
         print(json.dumps({"data": args.data, "machine": machine(), "families": rows}))
     if not args.no_write:
-        lines = [f"Command: `python bench/quality.py --data {args.data}` on {machine()}.",
+        command = " ".join(["python bench/quality.py", *sys.argv[1:]])
+        lines = [f"Command: `{command}` on {machine()}.",
                  "Default configs, default protocol (leave-last-out, full ranking, K=10). Test figures.", "",
                  "| model | NDCG@10 | HR@10 | MRR@10 | valid NDCG@10 | epochs | train s | wall s | params | device |",
                  "|---|---|---|---|---|---|---|---|---|---|"]
@@ -60,7 +62,7 @@ def main() -> int:
         if cls:
             lines += ["", "text_ctr classification (validation positives vs as many random negatives): " +
                       ", ".join(f"{k} {v:.3f}" for k, v in cls.items() if isinstance(v, float))]
-        write_section(f"quality-{Path(args.data).name}", "\n".join(lines))
+        write_section(args.section or f"quality-{Path(args.data).name}", "\n".join(lines))
     return 0
 
 

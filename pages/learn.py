@@ -7,6 +7,7 @@ from pages.common import active_dataset, runs
 from recsys_core.bases import NONE, Base
 from recsys_core.data.splits import History
 from recsys_core.models import build_model
+from recsys_core.runs.modes import loss_curves, mode_rows
 from recsys_core.strategies import STRATEGIES
 from recsys_core.train.finetune import preview
 
@@ -75,3 +76,43 @@ if len(my_runs) and (my_runs["state"] == "finished").any():
                                    log_x=True, hover_name="run_id", size="train_seconds",
                                    labels={"trainable_params": "trainable weights", "test_ndcg": "test NDCG@10"}),
                         width="stretch")
+
+
+st.subheader("Synchronous vs asynchronous training")
+st.markdown(
+    "**Synchronous** training takes one step at a time: every update reads the weights the previous update "
+    "wrote. **Data-parallel** (DDP) ranks each compute a gradient on their part of a batch and average them "
+    "before one shared step: still synchronous, just wider. **Asynchronous** (Hogwild) workers each read the "
+    "shared weights, compute a gradient and write it back *without waiting or locking*. No one waits, so "
+    "throughput grows with workers; the price is **staleness**: while a worker computed its gradient, other "
+    "workers may already have changed the weights it read. *Mean staleness 1.3* means that on average 1.3 "
+    "foreign updates landed between a worker's read and its write. Embedding models touch few rows per step, "
+    "so such collisions rarely hit the same rows (mf writes only the rows a batch used: *sparse* updates); "
+    "the result is noisier, and not reproducible bit for bit, even with the same seed."
+)
+modes = mode_rows(runs())
+if len(modes) == 0 or not modes["mode"].str.startswith("async").any():
+    st.info("No asynchronous run yet. On the Setup page open *Training options* and set **async workers** to 2 "
+            "(or `rectune train --data demo --model mf --async-workers 2`), train once with 0 and once with 2, "
+            "and they appear here side by side.")
+if len(modes):
+    shown = modes[modes["family"].isin(modes.loc[modes["mode"].str.startswith("async"), "family"])] \
+        if modes["mode"].str.startswith("async").any() else modes.head(6)
+    datasets = shown["dataset"].nunique()
+    if datasets > 1:
+        st.warning(f"These runs come from {datasets} datasets; compare throughput within one dataset.")
+    st.dataframe(shown.drop(columns=["deterministic"]), hide_index=True, width="stretch",
+                 column_config={"samples/s": st.column_config.NumberColumn(format="%.0f"),
+                                "mean staleness": st.column_config.NumberColumn(format="%.2f"),
+                                "test NDCG@10": st.column_config.NumberColumn(format="%.4f")})
+    left, right = st.columns(2)
+    left.plotly_chart(px.bar(shown, x="run_id", y="samples/s", color="mode", facet_col="dataset" if datasets > 1 else None,
+                             labels={"samples/s": "median training samples per second", "run_id": "run"},
+                             title="Throughput"), width="stretch", key="learn-modes-throughput")
+    index = {row["run_id"]: row["run_dir"] for row in runs()}
+    curves = loss_curves({f"{m} · {rid}": index[rid] for rid, m in zip(shown["run_id"].head(6), shown["mode"].head(6))})
+    right.plotly_chart(px.line(curves, x="seconds", y="loss", color="run", title="Training loss as logged",
+                               labels={"seconds": "wall seconds since the start", "loss": "training loss"}),
+                       width="stretch", key="learn-modes-loss")
+    st.caption("Throughput: the median of the logged samples per second (all workers or ranks together). "
+               "Async loss points come from whichever worker logged, so the curve is noisier by construction.")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -183,3 +182,22 @@ def test_data_page_says_when_file_order_is_time_order(app: AppTest, tmp_path) ->
     app.session_state["dataset_source"] = DataSource(str(path), sep="space", order="file")
     _page(app, "pages/data.py")
     assert any("in time order in the file" in i.value for i in app.info)
+
+
+def test_learn_page_sets_synchronous_and_asynchronous_runs_side_by_side(tmp_path, tiny_folder, monkeypatch) -> None:
+    from recsys_core.runs.execute import execute_run
+    from recsys_core.runs.spec import RunSpec
+
+    root = tmp_path / "runs"
+    for name, workers in (("mf-sync", 0), ("mf-async", 2)):
+        spec = RunSpec.create(str(tiny_folder), "mf", model={"dim": 8}, device="cpu",
+                              train={"epochs": 2, "batch_size": 16, "log_every": 2, "async_workers": workers})
+        assert execute_run(spec.save(root / name)).status == "finished"
+    monkeypatch.setenv("RECTUNE_RUNS_DIR", str(root))
+    monkeypatch.setenv("RECTUNE_UPLOADS_DIR", str(tmp_path / "uploads"))
+    app = _page(AppTest.from_file(str(ROOT / "app.py"), default_timeout=180), "pages/learn.py")
+    assert any(s.value == "Synchronous vs asynchronous training" for s in app.subheader)
+    table = app.dataframe[-1].value
+    assert set(table["mode"]) == {"1 process", "async, 2 workers"}
+    assert (table.loc[table["mode"] == "async, 2 workers", "mean staleness"] >= 0).all()
+    assert not any("No asynchronous run yet" in i.value for i in app.info)

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from safetensors.torch import load_file
 
 from recsys_core.runs.launcher import check_alive, launch, pid_alive, poll, stop

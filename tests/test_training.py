@@ -10,7 +10,6 @@ from safetensors.torch import load_file
 
 from recsys_core.cli import main
 from recsys_core.runs.index import RunIndex
-from recsys_core.storage.rundir import RunDir
 from recsys_core.runs.execute import execute_run
 from recsys_core.runs.finished import load_finished
 from recsys_core.runs.spec import RunSpec

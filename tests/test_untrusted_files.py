@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from recsys_core.errors import ConfigError, DataError, RecTuneError
+from recsys_core.errors import ConfigError, DataError
 from recsys_core.storage.rundir import RunDir
 from recsys_core.runs.execute import execute_run
 from recsys_core.runs.spec import RunSpec

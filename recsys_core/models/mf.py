@@ -11,7 +11,7 @@ from torch import nn
 from recsys_core.config_fields import check_choice
 from recsys_core.data.splits import History
 from recsys_core.models.base import ModelConfig
-from recsys_core.models.neural import LayerGroup, NeuralRecommender, TrainData, init_weights
+from recsys_core.models.neural import LayerGroup, NeuralRecommender, init_weights
 
 
 @dataclass
