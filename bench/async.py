@@ -45,10 +45,10 @@ def pop_target(data: str) -> tuple[float, int]:
     return float(evaluate(model, split, "valid", k=10).metrics["ndcg@10"]), len(split.train)
 
 
-def one_run(tmp: Path, data: str, family: str, mode: str, epochs: int) -> dict:
+def one_run(tmp: Path, name: str, data: str, family: str, mode: str, epochs: int) -> dict:
     cfg = json.loads(json.dumps(CONFIGS[family]))
     cfg["train"].update({"epochs": epochs, "patience": 0, "log_every": 5})
-    path = tmp / f"{family}-{mode.split(',')[0].replace(' ', '')}.json"
+    path = tmp / f"{name}-{family}-{mode.split(',')[0].replace(' ', '')}.json"
     path.write_text(json.dumps(cfg))
     run_dir = tmp / path.stem
     cmd = [sys.executable, "-m", "recsys_core", "--quiet", "train", "--data", data, "--model", family, "--config",
@@ -113,7 +113,7 @@ def main() -> int:
             for family in args.families.split(","):
                 block = results.setdefault(f"{name}/{family}", {"target": target, "modes": {}})
                 for mode in MODES:
-                    run = one_run(Path(tmp), data, family, mode, args.epochs)
+                    run = one_run(Path(tmp), name, data, family, mode, args.epochs)
                     block["modes"][mode] = summarise(run, target, n_train)
                     print(f"[{name}/{family}/{mode}] {json.dumps(block['modes'][mode])}", file=sys.stderr, flush=True)
     command = " ".join(["python bench/async.py", *sys.argv[1:]])

@@ -126,6 +126,19 @@ def test_experiment_cli_json_and_table(tmp_path, ds, capsys) -> None:
     assert "trainable" in capsys.readouterr().err
 
 
+def test_incremental_experiment_runs_lightgcn_like_the_other_families(tmp_path, capsys) -> None:
+    path = tmp_path / "inter.csv"
+    interleaved(40, 32, 14).to_csv(path, index=False)
+    code = main(["--quiet", "experiment", "incremental", "--data", str(path), "--model", "lightgcn", "--windows", "2",
+                 "--epochs", "2", "--out", str(tmp_path / "exp"), "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["protocol"]["model"] == "lightgcn" and out["selected_on"] == "valid"
+    assert {"full", "incremental"} <= set(out["strategies"]) and {"retrain", "no_update"} <= set(out["references"])
+    assert out["windows"] and set(out["forgetting"]) <= set(out["strategies"])
+    assert all(0 <= arm["ndcg@10"] <= 1 for arm in out["strategies"].values())
+
+
 def test_cli_train_from_a_run_base_with_lora(tmp_path, tiny_folder, capsys) -> None:
     runs = tmp_path / "runs"
     cfg = json.dumps({"model": SASREC, "train": {"epochs": 2, "batch_size": 16}})
