@@ -104,6 +104,7 @@ if len(modes):
     st.dataframe(shown.drop(columns=["deterministic"]), hide_index=True, width="stretch",
                  column_config={"samples/s": st.column_config.NumberColumn(format="%.0f"),
                                 "mean staleness": st.column_config.NumberColumn(format="%.2f"),
+                                "train s": st.column_config.NumberColumn(format="%.1f"),
                                 "test NDCG@10": st.column_config.NumberColumn(format="%.4f")})
     left, right = st.columns(2)
     left.plotly_chart(px.bar(shown, x="run_id", y="samples/s", color="mode", facet_col="dataset" if datasets > 1 else None,
@@ -114,5 +115,6 @@ if len(modes):
     right.plotly_chart(px.line(curves, x="seconds", y="loss", color="run", title="Training loss as logged",
                                labels={"seconds": "wall seconds since the start", "loss": "training loss"}),
                        width="stretch", key="learn-modes-loss")
-    st.caption("Throughput: the median of the logged samples per second (all workers or ranks together). "
-               "Async loss points come from whichever worker logged, so the curve is noisier by construction.")
+    st.caption("Throughput: the median of the logged samples per second (all workers or ranks together), measured "
+               "while each run trained: other jobs on the machine at the time lower it. Async loss points come "
+               "from whichever worker logged, so the curve is noisier by construction.")

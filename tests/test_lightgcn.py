@@ -121,3 +121,19 @@ def test_softmax_loss_trains(data) -> None:
         model.loss(batch).backward()
         opt.step()
     assert float(model.loss(batch).detach()) < first
+
+
+def test_training_propagates_over_the_training_graph_after_scoring_another_history(data) -> None:
+    ds, split = data
+    from recsys_core.models.neural import TrainData
+
+    torch.manual_seed(0)
+    model = build_model("lightgcn", split.n_users, split.n_items, {"dim": 8})
+    model.prepare(TrainData(split.train_history))
+    users, items = TrainData(split.train_history).pairs
+    batch = {"users": users[:32], "items": items[:32]}
+    torch.manual_seed(1)
+    before = float(model.loss(batch).detach())
+    model.full_scores(np.arange(split.n_users), split.history("test"))  # builds the test-time graph
+    torch.manual_seed(1)
+    assert float(model.loss(batch).detach()) == before

@@ -99,7 +99,8 @@ class LightGCN(NeuralRecommender):
         self.top = nn.Linear(c.dim, c.dim, bias=False) if c.top_layer else None
         if self.top is not None:
             nn.init.eye_(self.top.weight)
-        self._graph: tuple[weakref.ref, tuple, Graph] | None = None
+        self._graph: tuple[weakref.ref, tuple, Graph] | None = None  # the last prediction-time graph
+        self._train_graph: Graph | None = None
         self._propagated: tuple[Graph, tuple, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def layer_groups(self) -> list[LayerGroup]:
@@ -109,7 +110,8 @@ class LightGCN(NeuralRecommender):
 
     # -- the graph ---------------------------------------------------------------
     def prepare(self, data: TrainData) -> None:
-        self.graph_of(data.history)
+        # training always propagates over the training history, whatever graph scoring built last
+        self._train_graph = self.graph_of(data.history)
 
     def graph_of(self, history: History) -> Graph:
         """The normalised graph of `history`, built once per history object and model size."""
@@ -152,7 +154,7 @@ class LightGCN(NeuralRecommender):
     # -- training and scoring ------------------------------------------------------
     def loss(self, batch: dict) -> torch.Tensor:
         users, pos = batch["users"].to(self.device), batch["items"].to(self.device)
-        graph = self._graph[2] if self._graph is not None else None
+        graph = self._train_graph
         if graph is None:
             raise RuntimeError("lightgcn: prepare(data) builds the graph before training")
         u_all, i_all = self.propagate(graph)
@@ -183,14 +185,15 @@ class LightGCN(NeuralRecommender):
 
     def item_embedding_matrix(self) -> torch.Tensor | None:
         """Propagated item vectors when a graph is known (what 'similar' means to the model), else layer 0."""
-        if self._graph is None or self._graph[0]() is None:
+        graph = self._train_graph or (self._graph[2] if self._graph is not None else None)
+        if graph is None:
             return super().item_embedding_matrix()
         with torch.no_grad():
-            return self.propagate(self._graph[2])[1].detach().float().cpu()
+            return self.propagate(graph)[1].detach().float().cpu()
 
     def grow(self, n_users: int, n_items: int, item_init: torch.Tensor | None = None) -> None:
         super().grow(n_users, n_items, item_init)
-        self._graph, self._propagated = None, None  # the next history builds a graph of the new size
+        self._graph = self._train_graph = self._propagated = None  # the next history builds a graph of the new size
 
     def load_state(self, directory) -> None:
         super().load_state(directory)
