@@ -83,6 +83,7 @@ def test_data_page_charts_and_cleaning_report(app: AppTest) -> None:
 def test_setup_page_shows_what_trains_and_the_command(app: AppTest) -> None:
     _page(app, "pages/setup.py")
     assert any("rectune train --data demo --model sasrec" in c.value for c in app.code)
+    assert any(n.label == "async workers" for n in app.number_input)  # Hogwild workers, from TrainerConfig
     assert app.session_state["setup_config"]["strategy"]["name"] == "scratch"
     app.selectbox(key="setup.base").set_value("run:base-sasrec").run()
     app.selectbox(key="setup.strategy").set_value("lora").run()
