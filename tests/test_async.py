@@ -43,6 +43,9 @@ def test_two_workers_train_shared_weights_and_both_apply_updates(tmp_path, tiny_
     assert last < first, (first, last)
     assert run.read_config()["deterministic"] is False and run.read_eval()["deterministic"] is False
     assert result.test["ndcg@10"] > 0
+    # validation reads the weights the workers wrote (not vectors cached before they wrote them)
+    valid = [m["valid"] for m in run.read_metrics() if m["type"] == "eval"]
+    assert len(valid) == 3 and valid[0] != valid[-1]
 
 
 def test_an_async_checkpoint_resumes(tmp_path, tiny_folder) -> None:

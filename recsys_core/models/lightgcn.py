@@ -191,6 +191,9 @@ class LightGCN(NeuralRecommender):
         with torch.no_grad():
             return self.propagate(graph)[1].detach().float().cpu()
 
+    def weights_changed(self) -> None:
+        self._propagated = None  # the cache key (weight versions) cannot see writes made by other processes
+
     def grow(self, n_users: int, n_items: int, item_init: torch.Tensor | None = None) -> None:
         super().grow(n_users, n_items, item_init)
         self._graph = self._train_graph = self._propagated = None  # the next history builds a graph of the new size

@@ -232,6 +232,12 @@ class NeuralRecommender(nn.Module, Recommender):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def weights_changed(self) -> None:
+        """Another process wrote this model's shared weights (async workers): drop what was derived from them.
+
+        In-process writes bump each tensor's version counter; writes through shared memory do not.
+        """
+
     # -- growth ------------------------------------------------------------------
     def grow(self, n_users: int, n_items: int, item_init: torch.Tensor | None = None) -> None:
         """Make room for new users and items; existing rows, hence old users' scores, are unchanged."""

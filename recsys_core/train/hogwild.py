@@ -33,6 +33,8 @@ from recsys_core.train.distributed import Dist, shard
 
 #: seconds between the trainer process's checks of stop requests and worker liveness while an epoch runs
 POLL_SECONDS = 0.2
+#: how long workers may take to finish their current step after a stop request before they are killed
+STOP_GRACE_SECONDS = 30.0
 
 
 class WorkerDied(RecTuneError):
@@ -100,17 +102,23 @@ class AsyncEpochs:
             q.put(("epoch", trainer.epoch, lrs))
         done, stopped, first_step = 0, False, trainer.step
         self._epoch_steps = [0] * self.world
+        self._counted = int(self.counts.sum())  # updates before this epoch (the counts restart on resume)
         relay = _Relay(trainer, t_start)
+        stop_asked = 0.0
         while done < self.world:
             if not stopped and trainer.should_stop():
                 self.stop.set()
-                stopped = True
+                stopped, stop_asked = True, time.monotonic()
             try:
                 msg = self.results.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 self._check_alive()
+                if stopped and time.monotonic() - stop_asked > STOP_GRACE_SECONDS:
+                    raise WorkerDied(f"async workers did not stop within {STOP_GRACE_SECONDS:.0f} s of the stop request; "
+                                     "they were killed and the last checkpoint is intact: resume the run")
                 continue
-            done += self._handle(msg, relay)
+            done += self._handle(msg, relay, first_step)
+        trainer.model.weights_changed()  # the workers wrote the weights: nothing derived from them is current
         trainer.step = first_step + sum(self._epoch_steps)
         if not isinstance(trainer.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             with warnings.catch_warnings():  # this process's optimizer never steps: the workers' do
@@ -120,10 +128,10 @@ class AsyncEpochs:
         trainer.step_lr = trainer.optimizer.param_groups[0]["lr"]
         return stopped
 
-    def _handle(self, msg: tuple, relay: "_Relay") -> int:
+    def _handle(self, msg: tuple, relay: "_Relay", first_step: int) -> int:
         kind, rank = msg[0], msg[1]
         if kind == "log":
-            relay.log(rank, *msg[2:], updates=int(self.counts.sum()))
+            relay.log(rank, *msg[2:], updates=first_step + int(self.counts.sum()) - self._counted)
             return 0
         if kind == "failed":  # a non-finite loss: the trainer's own check raises TrainingFailed in words
             self.stop.set()
@@ -148,9 +156,20 @@ class AsyncEpochs:
         for rank, p in enumerate(self.processes):
             if not p.is_alive():
                 self.stop.set()
+                self._raise_reported_error()  # a worker that failed in words says why before it exits
                 raise WorkerDied(f"async worker {rank} ended with exit code {p.exitcode} in the middle of epoch "
                                  f"{self.trainer.epoch + 1} (killed or out of memory?); the last checkpoint is intact: "
                                  "resume the run, or train with fewer async workers")
+
+    def _raise_reported_error(self) -> None:
+        time.sleep(POLL_SECONDS)
+        try:
+            while True:
+                msg = self.results.get_nowait()
+                if msg[0] == "error":
+                    raise RecTuneError(f"async worker {msg[1]} failed: {msg[2]}")
+        except queue.Empty:
+            pass
 
     def _drain(self) -> None:
         try:
@@ -201,8 +220,8 @@ def _worker_main(trainer, rank: int, world: int, commands, results, counts: torc
         signal.signal(sig, signal.SIG_IGN)  # stopping is the trainer process's decision (it sets `stop`)
     torch.set_num_threads(1)  # one core per worker: the point is to run them side by side
     torch.manual_seed(trainer.config.seed + 7919 * (rank + 1))
-    worker = _Worker(trainer, rank, world, results, counts, stop, parent)
     try:
+        worker = _Worker(trainer, rank, world, results, counts, stop, parent)
         while True:
             try:
                 cmd = commands.get(timeout=1.0)
