@@ -42,7 +42,8 @@ def diagrams(n_users: int, n_items: int) -> dict:
 
 
 plans = diagrams(ds.n_users, ds.n_items)
-my_runs = pd.DataFrame(runs())
+all_runs = runs()
+my_runs = pd.DataFrame(all_runs)
 for name, strategy in STRATEGIES.items():
     st.subheader(f"{strategy.title} (`{name}`)")
     left, right = st.columns([2, 3])
@@ -90,7 +91,7 @@ st.markdown(
     "so such collisions rarely hit the same rows (mf writes only the rows a batch used: *sparse* updates); "
     "the result is noisier, and not reproducible bit for bit, even with the same seed."
 )
-modes = mode_rows(runs())
+modes = mode_rows(all_runs)
 if len(modes) == 0 or not modes["mode"].str.startswith("async").any():
     st.info("No asynchronous run yet. On the Setup page open *Training options* and set **async workers** to 2 "
             "(or `rectune train --data demo --model mf --async-workers 2`), train once with 0 and once with 2, "
@@ -101,7 +102,7 @@ if len(modes):
     datasets = shown["dataset"].nunique()
     if datasets > 1:
         st.warning(f"These runs come from {datasets} datasets; compare throughput within one dataset.")
-    st.dataframe(shown.drop(columns=["deterministic"]), hide_index=True, width="stretch",
+    st.dataframe(shown.drop(columns=["deterministic", "run_dir"]), hide_index=True, width="stretch",
                  column_config={"samples/s": st.column_config.NumberColumn(format="%.0f"),
                                 "mean staleness": st.column_config.NumberColumn(format="%.2f"),
                                 "train s": st.column_config.NumberColumn(format="%.1f"),
@@ -110,8 +111,7 @@ if len(modes):
     left.plotly_chart(px.bar(shown, x="run_id", y="samples/s", color="mode", facet_col="dataset" if datasets > 1 else None,
                              labels={"samples/s": "median training samples per second", "run_id": "run"},
                              title="Throughput"), width="stretch", key="learn-modes-throughput")
-    index = {row["run_id"]: row["run_dir"] for row in runs()}
-    curves = loss_curves({f"{m} · {rid}": index[rid] for rid, m in zip(shown["run_id"].head(6), shown["mode"].head(6))})
+    curves = loss_curves({f"{r.mode} · {r.run_id}": r.run_dir for r in shown.head(6).itertuples()})
     right.plotly_chart(px.line(curves, x="seconds", y="loss", color="run", title="Training loss as logged",
                                labels={"seconds": "wall seconds since the start", "loss": "training loss"}),
                        width="stretch", key="learn-modes-loss")

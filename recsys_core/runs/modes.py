@@ -35,7 +35,8 @@ def mode_rows(runs: list[dict]) -> pd.DataFrame:
         if not steps or not ev:
             continue  # fitted in closed form, or nothing logged
         stats = ev.get("async") or {}
-        rows.append({"run_id": row["run_id"], "mode": training_mode(run), "family": row.get("family"),
+        rows.append({"run_id": row["run_id"], "run_dir": row["run_dir"], "mode": training_mode(run),
+                     "family": row.get("family"),
                      "dataset": Path(str(row.get("data", ""))).name or row.get("data"),
                      "samples/s": statistics.median(float(m["throughput"]) for m in steps),
                      "mean staleness": stats.get("staleness_mean", 0.0), "epochs": ev.get("epochs"),

@@ -94,8 +94,9 @@ class AsyncEpochs:
         for p in self.processes:
             p.start()
 
-    def run(self, trainer, t_start: float) -> bool:
+    def run(self, t_start: float) -> bool:
         """Train one epoch on the workers; True when a stop request ended it early."""
+        trainer = self.trainer
         self.stop.clear()
         lrs = [g["lr"] for g in trainer.optimizer.param_groups]
         for q in self.commands:
@@ -140,7 +141,7 @@ class AsyncEpochs:
             return 0
         if kind == "error":
             self.stop.set()
-            raise RecTuneError(f"async worker {rank} failed: {msg[2]}")
+            _raise_worker_error(msg)
         _, _, steps, stale_sum, stale_max, updates, notes = msg
         self._epoch_steps[rank] = steps
         s = self.stats
@@ -156,27 +157,24 @@ class AsyncEpochs:
         for rank, p in enumerate(self.processes):
             if not p.is_alive():
                 self.stop.set()
-                self._raise_reported_error()  # a worker that failed in words says why before it exits
+                time.sleep(POLL_SECONDS)  # a worker that failed in words says why before it exits
+                reported = self._drain()
+                if reported is not None:
+                    _raise_worker_error(reported)
                 raise WorkerDied(f"async worker {rank} ended with exit code {p.exitcode} in the middle of epoch "
                                  f"{self.trainer.epoch + 1} (killed or out of memory?); the last checkpoint is intact: "
                                  "resume the run, or train with fewer async workers")
 
-    def _raise_reported_error(self) -> None:
-        time.sleep(POLL_SECONDS)
+    def _drain(self) -> tuple | None:
+        """Empty the results queue; the first error a worker reported, if any."""
+        error = None
         try:
             while True:
                 msg = self.results.get_nowait()
-                if msg[0] == "error":
-                    raise RecTuneError(f"async worker {msg[1]} failed: {msg[2]}")
+                if error is None and msg[0] == "error":
+                    error = msg
         except queue.Empty:
-            pass
-
-    def _drain(self) -> None:
-        try:
-            while True:
-                self.results.get_nowait()
-        except queue.Empty:
-            pass
+            return error
 
     def close(self) -> None:
         self.stop.set()
@@ -187,6 +185,10 @@ class AsyncEpochs:
             if p.is_alive():
                 p.kill()
                 p.join(timeout=5)
+
+
+def _raise_worker_error(msg: tuple) -> None:
+    raise RecTuneError(f"async worker {msg[1]} failed: {msg[2]}")
 
 
 class _Relay:

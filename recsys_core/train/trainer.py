@@ -200,7 +200,7 @@ class Trainer:
         engine = hogwild.AsyncEpochs(self, c.async_workers) if c.async_workers else None
         try:
             while self.epoch < c.epochs:
-                if engine.run(self, t_start) if engine is not None else self._train_epoch(t_start):
+                if engine.run(t_start) if engine is not None else self._train_epoch(t_start):
                     status, reason = "stopped", f"stop requested at step {self.step}"
                     break
                 if self._end_epoch(t_start):
