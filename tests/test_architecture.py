@@ -23,7 +23,7 @@ LAYERS = {  # module prefix -> layer; the longest matching prefix wins
     "recsys_core.train": 4,
     "recsys_core.runs": 5,
     "recsys_core.experiments": 6, "recsys_core.insights": 6, "recsys_core.recommend": 6,
-    "recsys_core.compress": 6, "recsys_core.uploads": 6, "recsys_core.pipeline": 6,
+    "recsys_core.compress": 6, "recsys_core.serving": 6, "recsys_core.uploads": 6, "recsys_core.pipeline": 6,
     "recsys_core.cli": 7, "recsys_core.__main__": 7, "recsys_core": 7,
 }
 # Optional or heavy dependencies a function may import lazily (each such import carries a comment saying why).

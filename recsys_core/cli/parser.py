@@ -131,10 +131,26 @@ def _experiment_parsers(sub) -> None:
     st.set_defaults(handler="experiment_cmd:cmd_strategies")
 
 
+def _serve_parsers(sub) -> None:
+    sv = sub.add_parser("serve", help="serve a trained run over HTTP and keep learning from posted events")
+    sv.add_argument("--run", metavar="RUN_DIR", required=True)
+    sv.add_argument("--port", type=int, default=8000, help="TCP port (0 = any free one; the address is printed)")
+    sv.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    sv.add_argument("--compressed", action="store_true", help="serve RUN_DIR/compressed (made by rectune compress)")
+    sv.add_argument("--state-dir", metavar="DIR", help="events, versions and decisions (default RUN_DIR/serve)")
+    sv.add_argument("--update-every", type=int, default=1000, metavar="N",
+                    help="train a new version after N new events (0 = only on POST /update)")
+    sv.add_argument("--update-seconds", type=float, default=0.0, metavar="T",
+                    help="also update when new events have waited T seconds (0 = off)")
+    sv.add_argument("--update-epochs", type=int, default=8, metavar="E", help="most epochs one update trains")
+    sv.add_argument("--no-updates", action="store_true", help="serve the run as it is; events are only stored")
+    sv.set_defaults(handler="serve_cmd:cmd_serve")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rectune", description="RecTune: recommenders, transfer learning and fine-tuning")
     parser.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_data_parsers, _train_parser, _run_parsers, _experiment_parsers):
+    for add in (_data_parsers, _train_parser, _run_parsers, _experiment_parsers, _serve_parsers):
         add(sub)
     return parser

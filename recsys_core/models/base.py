@@ -38,6 +38,9 @@ class Recommender(ABC):
     trainable: ClassVar[bool] = False
     #: scores from the history given at prediction time (so it sees the validation item when predicting test)
     reads_history: ClassVar[bool] = False
+    #: scores a user from their history alone, with no per-user weights (so a user it was never trained on
+    #: can be scored from a few posted items; families with user tables fold such a user in instead)
+    scores_from_history_alone: ClassVar[bool] = False
     #: reads item text: give it the items' texts (set_item_texts) before training or scoring
     needs_item_text: ClassVar[bool] = False
     #: grow() adds rows for new users and items and keeps the old ones unchanged
@@ -113,6 +116,7 @@ class FittedRecommender(Recommender):
     """
 
     fitted: History | None = None
+    scores_from_history_alone = True
 
     @abstractmethod
     def fit(self, history: History) -> "FittedRecommender":

@@ -82,6 +82,7 @@ class SASRec(NeuralRecommender):
     default_train = {"epochs": 200, "batch_size": 32, "lr": 1e-3, "patience": 10, "min_epochs": 20}
     backbone = "sequence_encoder"
     reads_history = True
+    scores_from_history_alone = True
     text_base = "item_init"
     lora_targets = ("q_proj", "k_proj", "v_proj", "out_proj")
 

@@ -55,6 +55,7 @@ class TwoTower(NeuralRecommender):
     lora_targets = ("query", "key", "value", "q_proj", "k_proj", "v_proj", "out_proj")
     needs_item_text = True
     reads_history = True
+    scores_from_history_alone = True
     text_base = "encoder"
     text_trainable_option = "text_trainable"
     sequence_option = "history"

@@ -1,0 +1,1 @@
+"""Serving a trained run over HTTP, learning from the events it receives, and replaying a dataset as a stream."""
