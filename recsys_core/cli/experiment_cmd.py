@@ -7,9 +7,11 @@ import sys
 from recsys_core.bases import available_bases
 from recsys_core.cli.common import Progress, emit_json, source_from_args
 from recsys_core.errors import ConfigError, RecTuneError
-from recsys_core.experiments.common import STRATEGY_ORDER
+from recsys_core.experiments.common import STRATEGY_ORDER, ExperimentOptions
 from recsys_core.experiments.job import ExperimentSpec, execute_job, run_experiment
-from recsys_core.experiments.report import experiment_table, save_experiment
+from recsys_core.data.source import load_source
+from recsys_core.experiments.prequential import prequential_table, run_prequential
+from recsys_core.experiments.report import experiment_table, experiments_dir, save_experiment
 from recsys_core.runs.spec import load_config_file
 from recsys_core.storage.rundir import RunDir
 from recsys_core.strategies import STRATEGIES
@@ -33,8 +35,29 @@ def spec_from_args(args: argparse.Namespace) -> ExperimentSpec:
                           similar_by=args.similar_by, seed=args.seed, device=args.device)
 
 
+def cmd_prequential(args: argparse.Namespace, progress: Progress) -> int:
+    """`rectune experiment prequential`: replay the last 40% in time, scoring each event before learning from it."""
+    if args.job_dir:
+        raise ConfigError("the prequential replay runs in the foreground (the studio's Live page replays as a job)")
+    if not args.data:
+        raise RecTuneError("experiment prequential needs --data DATA")
+    file_cfg = load_config_file(args.config) if args.config else {}
+    train = {**file_cfg.get("train", {}), **({"epochs": args.epochs} if args.epochs is not None else {})}
+    options = ExperimentOptions(family=args.model, model=file_cfg.get("model", {}), train=train,
+                                strategy_options=file_cfg.get("strategies", {}), seed=args.seed, device=args.device)
+    source = source_from_args(args, args.data)
+    ds = load_source(source)
+    result = run_prequential(ds, options, updates=args.updates, retrain_every=args.retrain_every, progress=progress)
+    result["data"], result["dataset"] = source.path, ds.name
+    progress(f"saved {save_experiment(result, experiments_dir(args.out) / 'prequential')}")
+    emit_json(result) if args.json else print(prequential_table(result))
+    return 0
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
     progress = Progress(not args.quiet)
+    if args.kind == "prequential":
+        return cmd_prequential(args, progress)
     if args.job_dir and not args.kind:
         job = RunDir(args.job_dir)
         progress(f"running the experiment saved in {job.path}")

@@ -100,12 +100,15 @@ def _run_parsers(sub) -> None:
 
 def _experiment_parsers(sub) -> None:
     exp = sub.add_parser("experiment", help="compare fine-tuning strategies: transfer to new users, or incremental updates")
-    exp.add_argument("kind", nargs="?", choices=["transfer", "incremental"],
+    exp.add_argument("kind", nargs="?", choices=["transfer", "incremental", "prequential"],
                      help="which experiment (omit with --job-dir DIR to run the experiment.json saved there)")
     exp.add_argument("--data", metavar="DATA")
     exp.add_argument("--model", default="sasrec", help="a trainable family: mf, ncf, sasrec, two_tower, text_ctr")
     exp.add_argument("--shots", type=int, default=10, help="transfer: interactions each new user gives for fine-tuning")
     exp.add_argument("--windows", type=int, default=3, help="incremental: windows the last 40%% of time is cut into")
+    exp.add_argument("--updates", type=int, default=8, help="prequential: updates during the replay of the last 40%%")
+    exp.add_argument("--retrain-every", type=int, default=1, metavar="N",
+                     help="prequential: the retrain arm retrains from scratch every N updates")
     exp.add_argument("--strategies", help="comma-separated subset of full,frozen,partial,lora,incremental")
     exp.add_argument("--epochs", type=int, help="maximum epochs of every training (early stopping still applies)")
     exp.add_argument("--config", metavar="FILE", help="JSON with model, train (the one budget of every arm) and "

@@ -65,7 +65,7 @@ def split_window(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ordered[is_context].reset_index(drop=True), ordered[~is_context].reset_index(drop=True)
 
 
-def _window_split(name: str, known: pd.DataFrame, new: pd.DataFrame, upcoming: pd.DataFrame) -> tuple[Split, np.ndarray]:
+def window_split(name: str, known: pd.DataFrame, new: pd.DataFrame, upcoming: pd.DataFrame) -> tuple[Split, np.ndarray]:
     """Train on everything known except each user's last new interaction (validation); test on `upcoming`.
 
     In the upcoming window the second half of each user's interactions are the targets; the first half is
@@ -152,7 +152,7 @@ def _base_splits(base_rest: pd.DataFrame, probe: pd.DataFrame, parts: list[pd.Da
     select anything.
     """
     base_train, base_valid = holdout_last(base_rest)
-    base_split, _ = _window_split("incremental-base", base_train, base_train.iloc[:0], parts[0])
+    base_split, _ = window_split("incremental-base", base_train, base_train.iloc[:0], parts[0])
     base_split.valid = base_valid[base_valid["i"] < base_split.n_items].reset_index(drop=True)
     probe = probe[probe["i"] < base_split.n_items].reset_index(drop=True)
     probe_split = Split("probe", "each base user's last base-period interaction (never trained on or selected with)",
@@ -193,7 +193,7 @@ def _update_window(state: Incremental, t: int, known: pd.DataFrame, new: pd.Data
                    upcoming: pd.DataFrame) -> dict:
     """Update every arm on window t's new data and score it on window t + 1; returns the window's row."""
     options = state.options
-    split, new_rows = _window_split(f"window-{t + 1}", known, new, upcoming)
+    split, new_rows = window_split(f"window-{t + 1}", known, new, upcoming)
     data = state.data(split)
     state.say(f"window {t + 1}: update on {len(new):,} new interactions; score {split.test['u'].nunique():,} users "
               f"on the next window ({split.n_users:,} users, {split.n_items:,} items known)")
