@@ -192,3 +192,25 @@ def test_a_restarted_service_resumes_the_last_accepted_version_and_its_events(tm
         assert again.updater.trained_events == (60 if accepted else 0)
     finally:
         again.close()
+
+
+def test_a_live_replay_job_trains_a_base_serves_it_replays_every_event_and_swaps_a_version(tmp_path) -> None:
+    from recsys_core.data.source import DataSource
+    from recsys_core.runs.launcher import live_status
+    from tests.conftest import make_interactions
+    from recsys_core.serving.replay import LiveSpec, new_live_job
+
+    make_interactions(n_users=40, n_items=40, per_user=9).to_csv(tmp_path / "tiny.csv", index=False)
+    spec = LiveSpec(DataSource(str(tmp_path / "tiny.csv")), "mf", speed=0, batch=10, update_every=60,
+                    update_epochs=2, base_epochs=3)
+    job = new_live_job(spec, tmp_path / "jobs")
+    assert _wait(lambda: live_status(job).get("state") not in ("queued", "running"), timeout=300)
+    status = live_status(job)
+    assert status["state"] == "finished", (job.log_path.read_text()[-2000:])
+    records = job.read_metrics()
+    total = len(pd.read_csv(tmp_path / "tiny.csv")) - int(360 * 0.6)
+    assert records[-1]["offset"] == records[-1]["total"] == total == records[-1]["events_total"]
+    assert all(0.0 <= r["ndcg@10"] <= 1.0 and r["latency_p99_ms"] > 0 for r in records)
+    versions = [json.loads(line) for line in (job.path / "serve" / "versions.jsonl").read_text().splitlines()]
+    assert versions and versions[0]["parent"] == str(job.path / "base")
+    assert not (job.path / "serve" / "server.json").exists()  # the service was shut down with the job

@@ -149,6 +149,10 @@ def _serve_parsers(sub) -> None:
     sv.add_argument("--no-updates", action="store_true", help="serve the run as it is; events are only stored")
     sv.set_defaults(handler="serve_cmd:cmd_serve")
 
+    lv = sub.add_parser("live", help="worker of a live replay job (the studio starts it): base, service, replay")
+    lv.add_argument("--job-dir", metavar="DIR", required=True, help="a directory holding a live.json (a LiveSpec)")
+    lv.set_defaults(handler="serve_cmd:cmd_live")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rectune", description="RecTune: recommenders, transfer learning and fine-tuning")

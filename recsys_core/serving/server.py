@@ -7,6 +7,7 @@ server.json (the address and pid of the running service, for clients such as the
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -71,8 +72,14 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 8000,
     say(f"serving {served.run_dir} (version {served.version}, {served.family}) on {url} "
         f"(GET /recommend?user=U&k=10, POST /events, GET /health, GET /metrics; docs at {url}/docs)")
     config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    # uvicorn re-raises the signal it shut down on; make SIGTERM an exit that still runs the clean-up below
+    signal.signal(signal.SIGTERM, _exit_on_term)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         service.close()
         (service.state_dir / "server.json").unlink(missing_ok=True)
+
+
+def _exit_on_term(signum, frame) -> None:
+    raise SystemExit(0)
