@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from recsys_core.config_fields import check_fields, from_dict
 from recsys_core.data.clean import DEDUPE_CHOICES, CleaningOptions
-from recsys_core.data.dataset import DEMO_NAME, ORDERS, Dataset, load_dataset
+from recsys_core.data.dataset import DEMO_NAME, ORDERS, Dataset, load_dataset, resolve_data_path
 from recsys_core.data.schema import parse_columns_option
 from recsys_core.errors import ConfigError
 
@@ -69,6 +69,12 @@ class DataSource:
 
     def replace(self, **changes: Any) -> "DataSource":
         return dataclasses.replace(self, **changes)
+
+    def over_csv(self, path: str | Path, name: str) -> "DataSource":
+        """This source's cleaning and item text over a CSV we wrote (header user,item,rating,timestamp)."""
+        _, items = resolve_data_path(self.path)
+        return self.replace(path=str(path), columns=None, sep=None, no_header=False,
+                            items=self.items or (str(items) if items else None), name=name)
 
 
 def load_source(source: DataSource, max_bytes: int | None = None,

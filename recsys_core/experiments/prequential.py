@@ -108,7 +108,7 @@ def run_prequential(ds: Dataset, options: ExperimentOptions, start_frac: float =
             cost["retrain"].append({"after_chunk": c + 1, "seconds": round(arm.seconds, 2),
                                     "trainable_params": arm.trainable_params, "trained_rows": int(len(seen))})
         known = seen
-    stream = pd.concat(chunks[:], ignore_index=True)
+    stream = pd.concat(chunks, ignore_index=True)
     protocol = {"name": "prequential", "model": options.family, "start_frac": start_frac, "updates": updates,
                 "retrain_every": retrain_every, "score_batch": score_batch, "base_interactions": cut,
                 "stream_events": int(len(stream)), "budget": options.budget(), "device": device_name(device),

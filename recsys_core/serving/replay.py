@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from recsys_core.config_fields import check_fields
-from recsys_core.data.dataset import resolve_data_path
 from recsys_core.data.source import DataSource, load_source
 from recsys_core.data.splits import chronological
 from recsys_core.errors import ConfigError, RecTuneError
@@ -129,7 +128,7 @@ class Client:
                 self.conn = self._connect()
                 if attempt == 2:
                     raise
-        raise AssertionError("unreachable")
+        return 0, {}  # not reached: the second failure raises
 
 
 def split_stream(ds, start_frac: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -149,10 +148,8 @@ def train_base(job: RunDir, spec: LiveSpec, prefix: pd.DataFrame, say: Callable[
         return base
     base.path.mkdir(parents=True, exist_ok=True)
     prefix.to_csv(base.path / "base-data.csv", index=False)
-    _, items = resolve_data_path(spec.data.path)
-    source = spec.data.replace(path=str(base.path / "base-data.csv"), columns=None, sep=None, no_header=False,
-                               items=spec.data.items or (str(items) if items else None),
-                               name=f"{spec.data.name or Path(spec.data.path).name} (first {spec.start_frac:.0%})")
+    source = spec.data.over_csv(base.path / "base-data.csv",
+                                f"{spec.data.name or Path(spec.data.path).name} (first {spec.start_frac:.0%})")
     trainable = family_class(spec.family).trainable
     RunSpec.create(source, spec.family, train={"epochs": spec.base_epochs} if trainable else None,
                    seed=spec.seed).save(base.path)

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_core.data.dataset import resolve_data_path
 from recsys_core.config_fields import check_fields
 from recsys_core.errors import RecTuneError
 from recsys_core.eval.pointwise import ndcg_at, target_ranks
@@ -173,10 +172,8 @@ class Updater:
         data = pd.concat([self.origin_frame, train_events[RAW_COLUMNS]], ignore_index=True)
         data.to_csv(path / "stream-data.csv", index=False)
         spec0 = self.origin_spec
-        _, items = resolve_data_path(spec0.data.path)
-        source = spec0.data.replace(path=str(path / "stream-data.csv"), columns=None, sep=None, no_header=False,
-                                    items=spec0.data.items or (str(items) if items else None),
-                                    name=f"{spec0.data.name or Path(spec0.data.path).name} + stream v{version}")
+        source = spec0.data.over_csv(path / "stream-data.csv",
+                                     f"{spec0.data.name or Path(spec0.data.path).name} + stream v{version}")
         trainable = family_class(spec0.family).trainable
         train = {**spec0.train.as_dict(), "epochs": self.policy.epochs, "patience": self.policy.patience,
                  "min_epochs": min(spec0.train.min_epochs, self.policy.epochs), "async_workers": 0}
