@@ -13,6 +13,7 @@ PAGES = [
     st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/experiments.py", title="Experiments", icon=":material/science:"),
+    st.Page("pages/live.py", title="Live", icon=":material/sensors:"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
 ]
 

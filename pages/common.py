@@ -203,13 +203,14 @@ def parse_number_list(text: str, kind: type) -> list:
 
 
 def keep_in_url() -> None:
-    """Page switches clear the URL's query; put the active dataset and run back so a reload keeps them."""
+    """Page switches clear the URL's query; put the active dataset, run and replay back so a reload keeps them."""
     token = st.session_state.get("data_token")
     if token and st.query_params.get("data") != token:
         st.query_params["data"] = token
-    run_id = st.session_state.get("run_id")
-    if run_id and st.query_params.get("run") != run_id:
-        st.query_params["run"] = run_id
+    for state_key, param in (("run_id", "run"), ("live_job", "live")):
+        value = st.session_state.get(state_key)
+        if value and st.query_params.get(param) != value:
+            st.query_params[param] = value
 
 
 def sidebar(ds: Dataset) -> None:

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from recsys_core.errors import DataError
 from tests.conftest import ROOT, make_interactions
 
-PAGES = ["pages/home.py", "pages/data.py", "pages/setup.py", "pages/train.py", "pages/recommendations.py",
+PAGES = ["pages/home.py", "pages/data.py", "pages/setup.py", "pages/train.py", "pages/recommendations.py", "pages/live.py",
          "pages/compare.py", "pages/experiments.py", "pages/learn.py"]
 
 

@@ -34,7 +34,7 @@ from recsys_core.eval.pointwise import ndcg_at
 from recsys_core.models import family_class
 from recsys_core.paths import project_root
 from recsys_core.runs.execute import execute_run
-from recsys_core.runs.launcher import spawn
+from recsys_core.runs.launcher import spawn, stop
 from recsys_core.runs.spec import RunSpec
 from recsys_core.runs.worker import StopSignal, heartbeat
 from recsys_core.storage.atomic import atomic_write_json, read_json
@@ -94,6 +94,19 @@ def resume_live_job(job: RunDir) -> None:
     spawn(["live", "--job-dir", str(job.path)], job)
 
 
+def stop_live_job(job: RunDir, grace: float = 10.0) -> dict:
+    """Ask a replay to stop: after the batch in flight, or at the base's next step while the base trains."""
+    job.request_stop()
+    base = RunDir(job.path / "base")
+    if base.status_path.exists() and base.read_status().get("state") in ("queued", "running"):
+        base.request_stop()  # the base's trainer watches its own folder's STOP file
+    return stop(job, grace=grace)
+
+
+class StopRequested(Exception):
+    """The job was asked to stop before its replay began."""
+
+
 def load_live_spec(job: RunDir) -> LiveSpec:
     values = read_json(job.path / SPEC_FILE)
     if values is None:
@@ -144,17 +157,23 @@ def split_stream(ds, start_frac: float) -> tuple[pd.DataFrame, pd.DataFrame]:
 def train_base(job: RunDir, spec: LiveSpec, prefix: pd.DataFrame, say: Callable[[str], None]) -> RunDir:
     """JOB/base: the family trained on the first part of the data (kept, so a resumed replay reuses it)."""
     base = RunDir(job.path / "base")
-    if (base.model_dir / "model.json").exists():
+    state = base.read_status().get("state")
+    if state == "finished" and (base.model_dir / "model.json").exists():
         return base
-    base.path.mkdir(parents=True, exist_ok=True)
-    prefix.to_csv(base.path / "base-data.csv", index=False)
-    source = spec.data.over_csv(base.path / "base-data.csv",
-                                f"{spec.data.name or Path(spec.data.path).name} (first {spec.start_frac:.0%})")
-    trainable = family_class(spec.family).trainable
-    RunSpec.create(source, spec.family, train={"epochs": spec.base_epochs} if trainable else None,
-                   seed=spec.seed).save(base.path)
-    say(f"training the base ({spec.family}) on {len(prefix):,} interactions")
-    result = execute_run(base, progress=say)
+    resume = state in ("stopped", "interrupted") and base.checkpoint_dir.exists()  # a stopped job's base goes on
+    if not resume:
+        base.path.mkdir(parents=True, exist_ok=True)
+        prefix.to_csv(base.path / "base-data.csv", index=False)
+        source = spec.data.over_csv(base.path / "base-data.csv",
+                                    f"{spec.data.name or Path(spec.data.path).name} (first {spec.start_frac:.0%})")
+        trainable = family_class(spec.family).trainable
+        RunSpec.create(source, spec.family, train={"epochs": spec.base_epochs} if trainable else None,
+                       seed=spec.seed).save(base.path)
+    base.stop_path.unlink(missing_ok=True)
+    say(f"{'resuming' if resume else 'training'} the base ({spec.family}) on {len(prefix):,} interactions")
+    result = execute_run(base, resume=resume, progress=say)
+    if result.status == "stopped" and job.stop_requested():
+        raise StopRequested()
     if result.status != "finished":
         raise RecTuneError(f"the base did not finish ({result.status}); see {base.log_path}")
     return base
@@ -236,7 +255,11 @@ def execute_live(job: RunDir, say: Callable[[str], None] = lambda m: None) -> st
             prefix, stream = split_stream(ds, spec.start_frac)
             if not len(stream):
                 raise ConfigError("nothing to replay: the data after the base's share is empty", field="start_frac")
-            base = train_base(job, spec, prefix, say)
+            try:
+                base = train_base(job, spec, prefix, say)
+            except StopRequested:
+                job.write_status("stopped", stage="stopped", reason="stopped while the base trained")
+                return "stopped"
             job.write_status(stage="starting the service")
             proc, url = start_server(job, base, spec)
             job.write_status(stage="replaying", url=url, total=int(len(stream)))
