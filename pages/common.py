@@ -129,7 +129,9 @@ def pick_run(label: str, rows: list[dict], key: str, default: str | None = None)
     if not rows:
         return None
     ids = [r["run_id"] for r in rows]
-    labels = {r["run_id"]: f"{r['run_id']} · {r['family']} · {r.get('strategy') or 'scratch'} · {r['state']}" for r in rows}
+    # no state in the labels: a select box keeps showing an option's old text after it changes (Streamlit
+    # 1.5x), so "running" would stay after the run ended; the state is shown beside it, read on every run
+    labels = {r["run_id"]: f"{r['run_id']} · {r['family']} · {r.get('strategy') or 'scratch'}" for r in rows}
     want = default or active_run_id()
     if want and want not in ids:  # deleted (or never existed) while a page or a shared link pointed at it
         st.warning(f"Run {want} no longer exists (its folder was removed); showing {ids[0]} instead.")

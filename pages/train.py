@@ -11,7 +11,7 @@ import streamlit as st
 from pages.common import active_run_id, pick_run, run_dir, runs, set_active_run, show_error
 from recsys_core.runs.curves import eval_frame, progress, step_frame
 from recsys_core.runs.finished import read_eval
-from recsys_core.runs.launcher import launch, poll, stop
+from recsys_core.runs.launcher import launch, live_status, poll, stop
 from recsys_core.runs.spec import RunSpec
 from recsys_core.storage.rundir import ACTIVE, new_run_id, runs_root
 
@@ -31,6 +31,7 @@ if c2.button("Start training", type="primary", disabled=not config, key="train.s
         run = spec.save(runs_root() / run_id)  # the spec is written once; the worker runs exactly this directory
         launch([], run.path, family=spec.family)
         set_active_run(run_id)
+        st.session_state["train.run"] = run_id  # the new run is shown: the picker's own state would keep the old one
         st.rerun()
     except Exception as exc:  # noqa: BLE001
         show_error(exc)
@@ -45,8 +46,20 @@ if chosen != active_run_id():
     set_active_run(chosen)
 
 
-@st.fragment(run_every=1.5)
 def live_view(run_id: str) -> None:
+    """The run's tiles and curves; they refresh every 1.5 s only while the run is active, and its end reruns
+    the page so the selector and the sidebar say how it ended."""
+    active = live_status(run_dir(run_id)).get("state") in ACTIVE
+
+    @st.fragment(run_every=1.5 if active else None)
+    def view() -> None:
+        _run_view(run_id)
+        if active and live_status(run_dir(run_id)).get("state") not in ACTIVE:
+            st.rerun()
+    view()
+
+
+def _run_view(run_id: str) -> None:
     run = run_dir(run_id)
     state = poll(run)
     status, records = state["status"], state["metrics"]
@@ -90,11 +103,11 @@ def live_view(run_id: str) -> None:
     if prog["state"] in ACTIVE and b1.button("Stop", key=f"stop-{run_id}"):
         with st.spinner("Stopping at the next step…"):
             stop(run, grace=10)
-        st.rerun(scope="fragment")
+        st.rerun()
     if prog["state"] in ("stopped", "interrupted") and (run.checkpoint_dir.exists()) and \
             b2.button("Resume", key=f"resume-{run_id}"):
         launch(["--resume", str(run.path)], run.path)
-        st.rerun(scope="fragment")
+        st.rerun()
 
 
 live_view(chosen)
