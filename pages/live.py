@@ -168,7 +168,7 @@ def _saved_replays() -> None:
     chosen = st.selectbox("Saved replay", names, key="live.saved")
     result = saved[names.index(chosen)][1]
     proto = result.get("protocol", {})
-    st.caption(f"{proto.get('model')} on {result.get('data', '?')} · base on the first {proto.get('start_frac', 0):.0%} · "
+    st.caption(f"{proto.get('model')} on {result.get('dataset') or result.get('data', '?')} · base on the first {proto.get('start_frac', 0):.0%} · "
                f"{proto.get('stream_events', 0):,} events scored before learning · {proto.get('updates')} updates")
     curve = prequential_curve_frame(result)
     if len(curve):
