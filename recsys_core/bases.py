@@ -23,7 +23,9 @@ from recsys_core.registry import add_unique
 from recsys_core.models import FAMILIES, build_model, family_class, trainable_families
 from recsys_core.models.neural import NeuralRecommender
 from recsys_core.storage.rundir import RunDir, runs_root
-from recsys_core.text import cached_text_embeddings, resolve_encoder
+from recsys_core.images import is_image_encoder
+from recsys_core.item_init import init_items_from_images, init_items_from_text
+from recsys_core.text import resolve_encoder
 
 IDS_FILE = "ids.json"
 
@@ -33,12 +35,17 @@ def text_families() -> tuple[str, ...]:
     return tuple(name for name, cls in FAMILIES.items() if cls.text_base is not None)
 
 
+def image_families() -> tuple[str, ...]:
+    """Families an image base applies to: they read images through it, or it initialises their item embeddings."""
+    return tuple(name for name, cls in FAMILIES.items() if cls.image_base is not None)
+
+
 @dataclass
 class Base:
     """A pretrained starting point. `state` and ids are filled for run bases (lazily) and in-memory bases."""
 
     spec: str
-    kind: str  # none | text | run
+    kind: str  # none | text | image | run
     title: str
     offers: tuple[str, ...]
     families: tuple[str, ...]
@@ -131,7 +138,12 @@ def _text_base(spec: str, title: str) -> Base:
 
 
 def _resolve_text(spec: str, runs_dir: Path | None) -> Base:
+    """minilm or hf:NAME: a text encoder, or an image encoder when the folder holds a vision model."""
     title = "all-MiniLM-L6-v2 sentence encoder" if spec == "minilm" else f"Hugging Face encoder {spec[3:]}"
+    path = resolve_encoder(spec)
+    if spec != "minilm" and is_image_encoder(path):
+        return Base(spec, "image", f"Hugging Face image encoder {spec[3:]}", ("image_encoder",), image_families(),
+                    path=path)
     return _text_base(spec, title)
 
 
@@ -217,13 +229,20 @@ def model_config_for(base: Base, family: str, overrides: dict | None = None) -> 
     cfg = dict(base.config) if base.kind == "run" else {}
     if base.kind == "text" and family_class(family).text_base == "encoder":
         cfg["text_encoder"] = base.spec
+    if base.kind == "image" and family_class(family).image_base == "encoder":
+        cfg.update(image_encoder=base.spec, item_repr="id+image")  # the user's item_repr (below) may add text
     return {**cfg, **(overrides or {})}
 
 
 def initial_model(family: str, base: Base, n_users: int, n_items: int, model_config: dict | None = None,
                   user_ids: list[str] | None = None, item_ids: list[str] | None = None,
-                  item_texts: list[str] | None = None) -> tuple[NeuralRecommender, dict]:
-    """A model of `family` initialised from `base`, and a report of what was transferred."""
+                  item_texts: list[str] | None = None,
+                  item_images: list[str | None] | None = None) -> tuple[NeuralRecommender, dict]:
+    """A model of `family` initialised from `base`, and a report of what was transferred.
+
+    Item images (paths, per item) reach the model last, so a run base's image vectors are replaced by
+    those of this data's images (new items included).
+    """
     if not family_class(family).trainable:
         raise ConfigError(f"{family} is fitted in closed form: it takes no base and no fine-tuning strategy")
     cfg = model_config_for(base, family, model_config)
@@ -231,33 +250,13 @@ def initial_model(family: str, base: Base, n_users: int, n_items: int, model_con
     report: dict = {"base": base.spec}
     if base.kind == "text" and model.text_base == "item_init":
         report.update(init_items_from_text(model, base.spec, item_texts))
+    elif base.kind == "image" and model.image_base == "item_init":
+        report.update(init_items_from_images(model, base.spec, item_images, item_ids))
     elif base.kind == "run":
         report.update(copy_from_base(model, base, user_ids, item_ids))
+    if item_images is not None:
+        model.set_item_images(item_images, item_ids)
     return model, report
-
-
-def init_items_from_text(model: NeuralRecommender, encoder: str, item_texts: list[str] | None) -> dict:
-    """Item embeddings from text: the encoder's embeddings projected onto their top principal directions."""
-    if item_texts is None:
-        raise ConfigError(f"base {encoder!r} initialises item embeddings from item text, and this data has none "
-                          "(add an item table, e.g. movies.csv, or use base none)", field="base")
-    text = cached_text_embeddings(encoder, item_texts)
-    text = text - text.mean(0, keepdim=True)
-    for name in model.item_tables:
-        table = getattr(model, name)
-        dim = table.weight.shape[1]
-        if dim == 1:  # biases stay as they are
-            continue
-        _, _, v = torch.linalg.svd(text, full_matrices=False)
-        proj = text @ v[: min(dim, v.shape[0])].T
-        if proj.shape[1] < dim:
-            proj = torch.cat([proj, torch.zeros(len(proj), dim - proj.shape[1])], 1)
-        offset = table.num_embeddings - model.n_items
-        real = table.weight.data[offset:]
-        proj = proj * (real.std() / proj.std().clamp(min=1e-8))  # keep the family's init scale
-        with torch.no_grad():
-            table.weight[offset:] = proj.to(table.weight.dtype)
-    return {"items_from_text": model.n_items}
 
 
 def copy_from_base(model: NeuralRecommender, base: Base, user_ids: list[str] | None,
@@ -271,7 +270,7 @@ def copy_from_base(model: NeuralRecommender, base: Base, user_ids: list[str] | N
     own = model.state_dict()
     user_map = _row_map(base.user_ids, user_ids, "user")
     item_map = _row_map(base.item_ids, item_ids, "item")
-    item_tables = set(model.item_id_tables())
+    item_tables = set(model.item_id_tables()) | set(model.item_buffers)
     new = {}
     for key, value in own.items():
         if key not in state:

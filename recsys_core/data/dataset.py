@@ -90,6 +90,13 @@ class Dataset:
             return [f"item {raw}" for raw in self.items.ids]
         return [str(table.at[raw, "text"]) if raw in table.index else f"item {raw}" for raw in self.items.ids]
 
+    def item_images(self) -> list[str | None] | None:
+        """Image file path of every item in index order (None where an item has none); None without an image column."""
+        table = self.item_table
+        if table is None or "image" not in table:
+            return None
+        return [(table.at[raw, "image"] or None) if raw in table.index else None for raw in self.items.ids]
+
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, name: str = "data", has_rating: bool | None = None,
                    has_timestamp: bool | None = None, item_table: pd.DataFrame | None = None,
@@ -210,6 +217,9 @@ def load_dataset(data: str | Path, columns: str | dict | None = None, sep: str |
     if item_table is not None:
         known = sum(1 for raw_id in ds.items.ids if raw_id in item_table.index)
         ds.report.notes.append(f"item text for {known} of {ds.n_items} items from {Path(items_path).name}")
+        images = ds.item_images()
+        if images is not None:
+            ds.report.notes.append(f"images for {sum(p is not None for p in images)} of {ds.n_items} items")
     return ds
 
 
@@ -241,23 +251,60 @@ def load_item_table(path: str | Path) -> pd.DataFrame:
     frame = raw.frame
     id_col = next((c for c in frame.columns if role_of(c) == "item"), frame.columns[0])
     frame = frame[frame[id_col].notna()].drop_duplicates(id_col, keep="first")
-    texts = _text_columns(frame, {id_col})
+    image_col = _image_column(frame, {id_col})
+    texts = _text_columns(frame, {id_col, image_col})
+    if not texts and image_col is None:
+        raise DataError(f"{path.name}: no text or image columns found beside the item id column {id_col!r}")
+    table = pd.DataFrame(index=pd.Index(frame[id_col].astype(str).to_numpy(), name="item"))
+    table["title"], table["text"] = _titles_and_texts(frame, texts, table.index)
+    for col in texts:
+        if col not in ("title", "text", "image"):
+            table[col] = frame[col].fillna("").astype(str).to_numpy()
+    if image_col is not None:
+        table["image"] = _image_paths(frame[image_col], path.parent)
+    return table
+
+
+def _titles_and_texts(frame: pd.DataFrame, texts: list[str], ids: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """A display title and one text for encoders ("title. column: value. ..."); the id for image-only tables."""
     if not texts:
-        raise DataError(f"{path.name}: no text columns found beside the item id column {id_col!r}")
+        return ids.to_numpy(), ("item " + ids.to_series()).to_numpy()
     title_col = next((c for c in texts if c.lower() in ("title", "name", "item_name", "product_name")), None) \
         or next((c for c in texts if "name" in c.lower() or "title" in c.lower()), texts[0])
-    table = pd.DataFrame(index=pd.Index(frame[id_col].astype(str).to_numpy(), name="item"))
-    table["title"] = frame[title_col].fillna("").astype(str).to_numpy()
+    columns = {col: frame[col].fillna("").astype(str).reset_index(drop=True) for col in texts}
+    text = columns[title_col]
     for col in texts:
-        table[col] = frame[col].fillna("").astype(str).to_numpy()
-    parts = []
-    for col in texts:
-        if col == title_col:
-            parts.append(table[col])
-        else:
-            parts.append(col.lower() + ": " + table[col].str.replace("|", ", ", regex=False))
-    text = parts[0]
-    for p in parts[1:]:
-        text = text + ". " + p
-    table["text"] = text.to_numpy()
-    return table
+        if col != title_col:
+            text = text + ". " + col.lower() + ": " + columns[col].str.replace("|", ", ", regex=False)
+    return columns[title_col].to_numpy(), text.to_numpy()
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+IMAGE_COLUMNS = ("image", "image_path", "img", "picture", "poster", "thumbnail", "photo")
+
+
+def _image_column(frame: pd.DataFrame, skip: set[str]) -> str | None:
+    """The column of local image paths: named like one, or whose values mostly end in an image suffix."""
+    for col in frame.columns:
+        if col in skip:
+            continue
+        values = frame[col].dropna().astype(str).head(300)
+        if values.empty:
+            continue
+        suffixed = values.str.lower().str.endswith(IMAGE_SUFFIXES).mean()
+        if str(col).lower() in IMAGE_COLUMNS or suffixed > 0.8:
+            if values.str.contains(r"^(?:https?|ftp)://", regex=True).mean() > 0.2:
+                raise DataError(f"column {col!r} holds image URLs; nothing is downloaded at run time, so give local "
+                                "file paths (relative to the item table)", field="items")
+            return col
+    return None
+
+
+def _image_paths(column: pd.Series, folder: Path) -> np.ndarray:
+    """Absolute paths (relative ones are taken from the item table's folder); '' where an item has no image."""
+    def absolute(value) -> str:
+        if pd.isna(value) or not str(value).strip():
+            return ""
+        path = Path(str(value).strip()).expanduser()
+        return str(path if path.is_absolute() else (folder / path).resolve())
+    return np.array([absolute(v) for v in column], dtype=object)

@@ -121,6 +121,7 @@ class ArmData:
     user_ids: list[str]
     item_ids: list[str]
     item_texts: list[str] | None
+    item_images: list[str | None] | None = None
 
 
 class ArmWatcher(Callback):
@@ -142,7 +143,7 @@ def train_arm(spec: ArmSpec, options: "ExperimentOptions", data: ArmData, device
     start = time.perf_counter()
     prepared = prepare(options.family, options.model, spec.base, strategy, config, data.split.train_history,
                        data.user_ids, data.item_ids, data.item_texts, new_rows=spec.new_rows, seed=options.seed,
-                       optimizer=budget.optimizer)
+                       optimizer=budget.optimizer, item_images=data.item_images)
     callbacks = [ArmWatcher(spec.name, options.listener)] if options.listener is not None else None
     trained = train_prepared(prepared, data.split, budget, device, data.item_texts, callbacks=callbacks,
                              should_stop=options.should_stop, train_rows=spec.train_rows)

@@ -41,7 +41,8 @@ def run_transfer(ds: Dataset, options: ExperimentOptions, shots: int = 10, sourc
     is_target = split.train["u"].isin(target_users).to_numpy()
     few_rows = split.train.loc[is_target, "row"].to_numpy()
     source = split.train[~is_target]
-    data = ArmData(split, ds.users.ids, ds.items.ids, ds.item_texts() if ds.item_table is not None else None)
+    data = ArmData(split, ds.users.ids, ds.items.ids, ds.item_texts() if ds.item_table is not None else None,
+                   ds.item_images())
     base_arm, base = _pretrain_base(ds, source, split, data, options, device, say)
     say(f"{len(target_users):,} target users with {shots} shots each ({len(few_rows):,} interactions)")
     references = _references(base_arm, source, target_users, few_rows, data, options, device, say)

@@ -48,6 +48,8 @@ class Recommender(ABC):
     #: what a text base gives this family: "encoder" (it reads text through it), "item_init" (the text
     #: initialises its item embeddings) or None (no text base applies)
     text_base: ClassVar[str | None] = None
+    #: what an image base gives this family, as text_base does for text: "encoder" or "item_init" (or None)
+    image_base: ClassVar[str | None] = None
     #: the model option that makes its text encoder trainable, if it has one
     text_trainable_option: ClassVar[str | None] = None
     #: also reports classification metrics (AUC, log loss) on validation positives vs sampled negatives
@@ -88,6 +90,9 @@ class Recommender(ABC):
 
     def set_item_texts(self, texts: list[str]) -> None:
         """Give the model its items' text (families with needs_item_text override this)."""
+
+    def set_item_images(self, paths: list[str | None], item_ids: list[str] | None = None) -> None:
+        """Give the model its items' image files (None where an item has none); families reading images override this."""
 
     def item_embedding_matrix(self) -> torch.Tensor | None:
         """The model's item vectors [n_items, d] (what 'similar items' means to it), or None if it has none."""

@@ -75,6 +75,7 @@ class LightGCN(NeuralRecommender):
     item_tables = ("item_emb",)
     item_vector_table = "item_emb"
     text_base = "item_init"
+    image_base = "item_init"
     # chosen on validation NDCG@10 of the demo among two settings (docs/BENCHMARKS.md, quality)
     default_train = {"epochs": 60, "batch_size": 1024, "lr": 1e-2, "patience": 5, "weight_decay": 0.0}
 

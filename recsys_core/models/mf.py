@@ -32,6 +32,7 @@ class MF(NeuralRecommender):
     item_tables = ("item_emb", "item_bias")
     item_vector_table = "item_emb"
     text_base = "item_init"
+    image_base = "item_init"
     sparse_updates = True
     default_train = {"epochs": 40, "batch_size": 1024, "lr": 5e-3, "patience": 4, "weight_decay": 0.0}
 

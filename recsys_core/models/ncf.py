@@ -47,6 +47,7 @@ class NCF(NeuralRecommender):
     sequence_option = "history"
     item_vector_table = "item_out"
     text_base = "item_init"
+    image_base = "item_init"
     reads_history = True
     default_train = {"epochs": 30, "batch_size": 512, "lr": 1e-3, "patience": 4}
 

@@ -131,6 +131,8 @@ class NeuralRecommender(nn.Module, Recommender):
     #: names of nn.Embedding attributes indexed by user / by item (+ padding offset) for grow()
     user_tables: tuple[str, ...] = ()
     item_tables: tuple[str, ...] = ()
+    #: buffers with one row per item (after the padding rows) that a run base's rows map onto like an id table
+    item_buffers: tuple[str, ...] = ()
     item_offset: int = 0  # 1 when item index 0 is padding
     #: what a pretrained copy of this family gives a new model ('item_embeddings', 'sequence_encoder', ...)
     backbone: str = "item_embeddings"

@@ -84,6 +84,7 @@ class SASRec(NeuralRecommender):
     reads_history = True
     scores_from_history_alone = True
     text_base = "item_init"
+    image_base = "item_init"
     lora_targets = ("q_proj", "k_proj", "v_proj", "out_proj")
 
     def __init__(self, n_users: int, n_items: int, config: SASRecConfig | None = None) -> None:

@@ -1,8 +1,10 @@
-"""Two-tower retrieval: a user tower over recent history and an item tower over id and/or item text.
+"""Two-tower retrieval: a user tower over recent history and an item tower over id, item text and/or image.
 
 The item text goes through a transformers encoder (MiniLM by default): frozen with embeddings cached
-on disk (fast), or trainable (the encoder runs inside the model on the items of each batch). Trained
-with an in-batch softmax: the other positives in a batch are each example's negatives.
+on disk (fast), or trainable (the encoder runs inside the model on the items of each batch). Item images
+go through a local vision encoder, frozen, their vectors cached per file and saved with the model, so an
+item never seen in training is scored from its image. Trained with an in-batch softmax: the other
+positives in a batch are each example's negatives.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from torch import nn
 from recsys_core.config_fields import check_choice
 from recsys_core.data.splits import History
 from recsys_core.errors import ConfigError
+from recsys_core.images import encode_images, image_dim
 from recsys_core.models.base import ModelConfig
 from recsys_core.models.memory import DataSizes, MemoryEstimate
 from recsys_core.models.neural import (LayerGroup, NeuralRecommender, TrainData, encoder_groups, grow_embedding,
@@ -25,7 +28,7 @@ from recsys_core.models.sasrec import CausalBlock
 from recsys_core.models.sequences import FlatSequences
 from recsys_core.text import cached_text_embeddings, fresh_encoder, load_encoder, mean_pool
 
-ITEM_REPRS = ["id", "text", "id+text"]
+ITEM_REPRS = ["id", "text", "id+text", "image", "id+image", "text+image", "id+text+image"]
 
 
 @dataclass
@@ -33,6 +36,7 @@ class TwoTowerConfig(ModelConfig):
     dim: int = field(default=64, metadata={"help": "output size of both towers", "min": 4})
     item_repr: str = field(default="id+text", metadata={"help": "item tower input: id embedding, item text, or both", "choices": ITEM_REPRS})
     text_encoder: str = field(default="minilm", metadata={"help": "text encoder: minilm or hf:NAME_OR_PATH (local only)"})
+    image_encoder: str = field(default="", metadata={"help": "image encoder when item_repr includes image: hf:PATH of a local vision model (ViT, CLIP, ...)"})
     text_trainable: bool = field(default=False, metadata={"help": "fine-tune the text encoder (slow on CPU) instead of caching frozen embeddings"})
     text_max_length: int = field(default=48, metadata={"help": "tokens of item text read by the encoder", "min": 8})
     user_tower: str = field(default="mean", metadata={"help": "pool recent items ('mean') or read them in order ('sequence')", "choices": ["mean", "sequence"]})
@@ -46,6 +50,9 @@ class TwoTowerConfig(ModelConfig):
         check_choice(self.item_repr, ITEM_REPRS, "two_tower item_repr")
         check_choice(self.user_tower, ["mean", "sequence"], "two_tower user_tower")
         check_choice(self.init, ["normal", "xavier"], "two_tower init")
+        if "image" in self.item_repr.split("+") and not self.image_encoder:
+            raise ConfigError(f"two_tower item_repr {self.item_repr!r} reads item images: pick an image base "
+                              "(hf:PATH of a local vision model) or set image_encoder", field="image_encoder")
 
 
 class TwoTower(NeuralRecommender):
@@ -57,6 +64,8 @@ class TwoTower(NeuralRecommender):
     reads_history = True
     scores_from_history_alone = True
     text_base = "encoder"
+    image_base = "encoder"
+    item_buffers = ("image_emb", "image_has")
     text_trainable_option = "text_trainable"
     sequence_option = "history"
 
@@ -65,15 +74,18 @@ class TwoTower(NeuralRecommender):
         estimate = super().memory_estimate(config, sizes)
         if config.item_repr != "text":
             estimate.parts["item id table with optimiser state"] = (sizes.n_items + 1) * config.dim * 16
-        if config.item_repr != "id":  # the encoded item texts, and the encoder itself (MiniLM-sized)
+        if "image" in config.item_repr:  # the image vectors (ViT-base-sized); the encoder runs once per new image
+            estimate.parts["item image vectors"] = (sizes.n_items + 1) * 768 * 4
+        if "text" in config.item_repr:  # the encoded item texts, and the encoder itself (MiniLM-sized)
             estimate.parts["item text vectors"] = (sizes.n_items + 1) * 384 * 4 * 2
             estimate.parts["text encoder"] = 400 * 1024 * 1024
         return estimate
 
     @classmethod
     def pretrained_parts(cls, config: TwoTowerConfig) -> tuple[str, ...]:
-        backbone = "text_encoder" if config.item_repr != "id" else "item_embeddings"
-        return tuple(sorted({backbone} | ({"item_embeddings"} if config.item_repr != "text" else set())))
+        parts = config.item_repr.split("+")
+        offers = {"text": "text_encoder", "image": "image_encoder", "id": "item_embeddings"}
+        return tuple(sorted({offers[p] for p in parts}))
 
     def item_id_tables(self) -> tuple[str, ...]:
         return ("item_id",) if self.item_id is not None else ()
@@ -89,8 +101,9 @@ class TwoTower(NeuralRecommender):
     def __init__(self, n_users: int, n_items: int, config: TwoTowerConfig | None = None) -> None:
         super().__init__(n_users, n_items, config)
         c: TwoTowerConfig = self.config
-        self.uses_text = c.item_repr != "id"
-        self.item_id = nn.Embedding(n_items + 1, c.dim, padding_idx=0) if c.item_repr != "text" else None
+        parts = c.item_repr.split("+")
+        self.uses_text, self.uses_image = "text" in parts, "image" in parts
+        self.item_id = nn.Embedding(n_items + 1, c.dim, padding_idx=0) if "id" in parts else None
         self.text_dim = 0
         self.encoder = None
         self.tokenizer = None
@@ -102,6 +115,11 @@ class TwoTower(NeuralRecommender):
                 self.encoder = enc  # a registered submodule: its weights train and are saved
             self.text_proj = nn.Sequential(nn.Linear(self.text_dim, c.dim * 2), nn.GELU(), nn.Linear(c.dim * 2, c.dim))
             self.register_buffer("text_emb", torch.zeros(n_items + 1, self.text_dim), persistent=False)
+        if self.uses_image:  # frozen image vectors, saved with the model (row 0 = padding)
+            dim = image_dim(c.image_encoder)
+            self.image_proj = nn.Sequential(nn.Linear(dim, c.dim * 2), nn.GELU(), nn.Linear(c.dim * 2, c.dim))
+            self.register_buffer("image_emb", torch.zeros(n_items + 1, dim))
+            self.register_buffer("image_has", torch.zeros(n_items + 1))
         self.item_mlp = nn.Sequential(nn.LayerNorm(c.dim), nn.Dropout(c.dropout), nn.Linear(c.dim, c.dim))
         if c.user_tower == "sequence":
             self.pos_emb = nn.Embedding(c.history, c.dim)
@@ -116,13 +134,14 @@ class TwoTower(NeuralRecommender):
 
     @property
     def backbone(self) -> str:  # type: ignore[override]
-        return "text_encoder" if self.uses_text else "item_embeddings"
+        return "text_encoder" if self.uses_text else "image_encoder" if self.uses_image else "item_embeddings"
 
     def layer_groups(self) -> list[LayerGroup]:
         groups = []
         if self.encoder is not None:
             groups += encoder_groups(self.encoder, "encoder.")
-        groups.append(LayerGroup("item inputs (id embeddings, text projection)", "embedding", ("item_id", "text_proj")))
+        groups.append(LayerGroup("item inputs (id embeddings, text and image projections)", "embedding",
+                                 ("item_id", "text_proj", "image_proj")))
         if self.config.user_tower == "sequence":
             groups += [LayerGroup("user tower positions", "embedding", ("pos_emb",)),
                        *(LayerGroup(f"user tower block {k}", "block", (f"blocks.{k}.",)) for k in range(len(self.blocks)))]
@@ -138,6 +157,17 @@ class TwoTower(NeuralRecommender):
         if self.uses_text and self.encoder is None:
             emb = cached_text_embeddings(self.config.text_encoder, self.item_texts, self.config.text_max_length)
             self.text_emb = torch.cat([torch.zeros(1, emb.shape[1]), emb]).to(self.text_proj[0].weight.device)
+
+    def set_item_images(self, paths: list[str | None], item_ids: list[str] | None = None) -> None:
+        """Encode the items' images (cached per file); items without one get a zero vector and lean on id or text."""
+        if not self.uses_image:
+            return
+        if len(paths) != self.n_items:
+            raise ConfigError(f"two_tower: {len(paths)} item images for {self.n_items} items")
+        vectors, has = encode_images(self.config.image_encoder, paths, item_ids)
+        device = self.image_emb.device
+        self.image_emb = torch.cat([torch.zeros(1, vectors.shape[1]), vectors]).to(device)
+        self.image_has = torch.cat([torch.zeros(1), has.float()]).to(device)
 
     def _text_features(self, items: torch.Tensor) -> torch.Tensor:
         """Text embeddings for item indices (+1 offset, 0 = padding)."""
@@ -159,7 +189,9 @@ class TwoTower(NeuralRecommender):
             parts.append(self.item_id(items))
         if self.uses_text:
             parts.append(self.text_proj(self._text_features(items)))
-        x = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+        if self.uses_image:
+            parts.append(self.image_proj(self.image_emb[items]) * self.image_has[items].unsqueeze(-1))
+        x = sum(parts[1:], parts[0])
         return x + self.item_mlp(x)
 
     def all_item_vectors(self, chunk: int = 2048) -> torch.Tensor:
@@ -189,6 +221,9 @@ class TwoTower(NeuralRecommender):
                 raise ConfigError("two_tower with item text needs an item text table (e.g. movies.csv); "
                                   "or set item_repr to 'id'")
             self.set_item_texts(data.item_texts)
+        if self.uses_image and not bool(self.image_has.any()):
+            raise ConfigError("two_tower with item images needs an item table with an image column of local file "
+                              "paths; or set item_repr without image", field="item_repr")
         self.flat = FlatSequences(data.history)
         has_prefix = self.flat.starts < torch.arange(len(self.flat))
         flags = data.flat_targets()
@@ -230,4 +265,8 @@ class TwoTower(NeuralRecommender):
         if self.uses_text and self.encoder is None and n_items > self.n_items:
             extra = torch.zeros(n_items - self.n_items, self.text_dim, device=self.text_emb.device)
             self.text_emb = torch.cat([self.text_emb, extra])  # filled by set_item_texts with the new texts
+        if self.uses_image and n_items > self.n_items:  # filled by set_item_images with the new images
+            grow_rows = n_items - self.n_items
+            self.image_emb = torch.cat([self.image_emb, self.image_emb.new_zeros(grow_rows, self.image_emb.shape[1])])
+            self.image_has = torch.cat([self.image_has, self.image_has.new_zeros(grow_rows)])
         self.n_users, self.n_items = max(n_users, self.n_users), max(n_items, self.n_items)

@@ -148,7 +148,7 @@ def _prepare(run: RunDir, spec: RunSpec, ds: Dataset, split: Split, dist: Dist, 
     new_rows = _new_rows(base, split) if strategy.trains_on_new_data else None
     prepared = prepare(spec.family, spec.model.as_dict(), base, strategy, options, split.train_history, ds.users.ids,
                        ds.items.ids, ds.item_texts() if ds.item_table is not None else None, new_rows=new_rows,
-                       seed=spec.seed, optimizer=spec.train.optimizer)
+                       seed=spec.seed, optimizer=spec.train.optimizer, item_images=ds.item_images())
     summary = prepared.summary()
     if dist.is_main:
         atomic_write_json(run.path / "plan.json", summary)

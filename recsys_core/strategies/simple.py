@@ -24,9 +24,11 @@ class Scratch(Strategy):
 
     def check(self, model: NeuralRecommender, base: Base, config: StrategyConfig) -> None:
         super().check(model, base, config)
-        if base.kind == "text" and model.text_base == "item_init":
+        content = {"text": model.text_base, "image": model.image_base}.get(base.kind)
+        if content == "item_init":
             raise ConfigError(f"strategy scratch starts from random weights; base {base.spec} would initialise the "
-                              f"{model.family} item embeddings from text: use strategy full with it, or base none")
+                              f"{model.family} item embeddings from {base.kind}: use strategy full with it, or base none",
+                              field="strategy")
 
     def apply(self, model: NeuralRecommender, config: StrategyConfig, context: StrategyContext) -> Plan:
         set_trainable(model, lambda g: True)

@@ -39,12 +39,12 @@ class Prepared:
 def prepare(family: str, model_config: dict, base: Base, strategy: Strategy, config: StrategyConfig,
             history: History, user_ids: list[str] | None = None, item_ids: list[str] | None = None,
             item_texts: list[str] | None = None, new_rows: np.ndarray | None = None, seed: int = 0,
-            optimizer: str = "adam") -> Prepared:
+            optimizer: str = "adam", item_images: list[str | None] | None = None) -> Prepared:
     """Build `family` from `base`, check the strategy applies, and let it decide what trains."""
     overrides = strategy.model_overrides(family_class(family), base, config)
     torch.manual_seed(seed)  # the random parts (heads, new rows) are reproducible
     model, report = initial_model(family, base, history.n_users, history.n_items, {**model_config, **overrides},
-                                  user_ids, item_ids, item_texts)
+                                  user_ids, item_ids, item_texts, item_images)
     strategy.check(model, base, config)
     previous = copy.deepcopy(model) if strategy.uses_previous_model(config) else None
     context = StrategyContext(base, history, new_rows=new_rows, previous=previous,
