@@ -63,7 +63,10 @@ def init_from_env(device_request: str = "auto") -> tuple[Dist, torch.device | No
 
 
 def shutdown() -> None:
+    """Leave the process group together: a rank that tears down gloo while rank 0 still evaluates can abort
+    ("terminate called without an active exception", seen on a loaded 2-core machine)."""
     if td.is_available() and td.is_initialized():
+        td.barrier()
         td.destroy_process_group()
 
 
