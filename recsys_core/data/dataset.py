@@ -223,15 +223,20 @@ def load_dataset(data: str | Path, columns: str | dict | None = None, sep: str |
     return ds
 
 
-def _text_columns(frame: pd.DataFrame, skip: set[str]) -> list[str]:
-    """Columns that read as words: mostly letters, not URLs, not too long."""
-    out = []
+def _column_samples(frame: pd.DataFrame, skip: set[str]):
+    """(column, its first 300 non-missing values as text) for every column not in `skip` that has values."""
     for col in frame.columns:
         if col in skip:
             continue
         sample = frame[col].dropna().astype(str).head(300)
-        if sample.empty:
-            continue
+        if not sample.empty:
+            yield col, sample
+
+
+def _text_columns(frame: pd.DataFrame, skip: set[str]) -> list[str]:
+    """Columns that read as words: mostly letters, not URLs, not too long."""
+    out = []
+    for col, sample in _column_samples(frame, skip):
         joined = "".join(sample)
         letters = sum(ch.isalpha() for ch in joined) / max(1, len(joined))
         urls = sample.str.contains(r"^(?:https?://|www\.)", regex=True).mean()
@@ -285,12 +290,7 @@ IMAGE_COLUMNS = ("image", "image_path", "img", "picture", "poster", "thumbnail",
 
 def _image_column(frame: pd.DataFrame, skip: set[str]) -> str | None:
     """The column of local image paths: named like one, or whose values mostly end in an image suffix."""
-    for col in frame.columns:
-        if col in skip:
-            continue
-        values = frame[col].dropna().astype(str).head(300)
-        if values.empty:
-            continue
+    for col, values in _column_samples(frame, skip):
         suffixed = values.str.lower().str.endswith(IMAGE_SUFFIXES).mean()
         if str(col).lower() in IMAGE_COLUMNS or suffixed > 0.8:
             if values.str.contains(r"^(?:https?|ftp)://", regex=True).mean() > 0.2:

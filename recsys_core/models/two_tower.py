@@ -72,11 +72,12 @@ class TwoTower(NeuralRecommender):
     @classmethod
     def memory_estimate(cls, config: TwoTowerConfig, sizes: DataSizes) -> MemoryEstimate:
         estimate = super().memory_estimate(config, sizes)
-        if config.item_repr != "text":
+        parts = config.item_repr.split("+")
+        if "id" in parts:
             estimate.parts["item id table with optimiser state"] = (sizes.n_items + 1) * config.dim * 16
-        if "image" in config.item_repr:  # the image vectors (ViT-base-sized); the encoder runs once per new image
+        if "image" in parts:  # the image vectors (ViT-base-sized); the encoder runs once per new image
             estimate.parts["item image vectors"] = (sizes.n_items + 1) * 768 * 4
-        if "text" in config.item_repr:  # the encoded item texts, and the encoder itself (MiniLM-sized)
+        if "text" in parts:  # the encoded item texts, and the encoder itself (MiniLM-sized)
             estimate.parts["item text vectors"] = (sizes.n_items + 1) * 384 * 4 * 2
             estimate.parts["text encoder"] = 400 * 1024 * 1024
         return estimate
